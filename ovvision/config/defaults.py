@@ -1,0 +1,71 @@
+"""Every configuration key of ovvision, with its default and a one-line comment.
+
+A key exists only if it is declared here; YAML files and command-line overrides may change values
+but never add keys (an unknown key is an error naming the key and the file).
+"""
+
+from .config import CfgNode as CN
+
+_C = CN()
+_C.VERSION = 1  # config format version
+
+# ---------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------
+_C.MODEL = CN()
+_C.MODEL.DEVICE = "cpu"  # "cpu" or "cuda"; "cuda" selects the local rank's GPU under DDP
+_C.MODEL.META_ARCHITECTURE = ""  # name in META_ARCH_REGISTRY built by build_model(cfg)
+_C.MODEL.WEIGHTS = ""  # checkpoint path loaded before training/evaluation ("" = random init)
+# Keys of the checkpoint's model state that may be missing/unexpected when loading MODEL.WEIGHTS;
+# anything else missing or unexpected is an error (strict loading).
+_C.MODEL.WEIGHTS_ALLOWED_MISSING = []
+_C.MODEL.WEIGHTS_ALLOWED_UNEXPECTED = []
+_C.MODEL.PIXEL_MEAN = [123.675, 116.28, 103.53]  # per-channel mean of RGB pixels in [0, 255]
+_C.MODEL.PIXEL_STD = [58.395, 57.12, 57.375]  # per-channel std of RGB pixels in [0, 255]
+
+# ---------------------------------------------------------------------------------------------
+# Solver
+# ---------------------------------------------------------------------------------------------
+_C.SOLVER = CN()
+_C.SOLVER.OPTIMIZER = "SGD"  # "SGD" or "AdamW"
+_C.SOLVER.BASE_LR = 0.02  # learning rate after warmup, for IMS_PER_BATCH images per step
+_C.SOLVER.MOMENTUM = 0.9  # SGD momentum
+_C.SOLVER.NESTEROV = False  # SGD Nesterov momentum
+_C.SOLVER.BETAS = (0.9, 0.999)  # AdamW betas
+_C.SOLVER.WEIGHT_DECAY = 0.0001  # weight decay of all parameters except norms and biases
+_C.SOLVER.WEIGHT_DECAY_NORM = 0.0  # weight decay of normalisation-layer parameters
+_C.SOLVER.WEIGHT_DECAY_BIAS = None  # weight decay of biases (None = WEIGHT_DECAY)
+_C.SOLVER.MAX_ITER = 1000  # number of training iterations
+_C.SOLVER.LR_SCHEDULER_NAME = "WarmupMultiStepLR"  # "WarmupMultiStepLR" or "WarmupCosineLR"
+_C.SOLVER.STEPS = (700, 900)  # iterations at which a multistep schedule multiplies LR by GAMMA
+_C.SOLVER.GAMMA = 0.1  # LR multiplier at each step of a multistep schedule
+_C.SOLVER.COSINE_END_LR_FACTOR = 0.0  # final LR of the cosine schedule, as a factor of BASE_LR
+_C.SOLVER.WARMUP_ITERS = 100  # iterations of linear/constant warmup
+_C.SOLVER.WARMUP_FACTOR = 0.001  # LR factor at iteration 0 of warmup
+_C.SOLVER.WARMUP_METHOD = "linear"  # "linear" or "constant"
+_C.SOLVER.CHECKPOINT_PERIOD = 500  # save a checkpoint every this many iterations
+_C.SOLVER.MAX_TO_KEEP = 0  # keep at most this many periodic checkpoints (0 = keep all)
+_C.SOLVER.IMS_PER_BATCH = 16  # images per step summed over all processes
+_C.SOLVER.AMP = CN()
+_C.SOLVER.AMP.ENABLED = False  # mixed precision; autocast is applied on CUDA only
+_C.SOLVER.CLIP_GRADIENTS = CN()
+_C.SOLVER.CLIP_GRADIENTS.ENABLED = False  # clip gradients before each optimizer step
+_C.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "norm"  # "norm" (total norm of all params) or "value"
+_C.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 1.0  # max norm or max absolute value
+_C.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0  # p of the p-norm for CLIP_TYPE "norm"
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+_C.TEST = CN()
+_C.TEST.EVAL_PERIOD = 0  # evaluate every this many iterations during training (0 = only at end)
+
+# ---------------------------------------------------------------------------------------------
+# Misc
+# ---------------------------------------------------------------------------------------------
+_C.OUTPUT_DIR = "./output"  # where logs, config.yaml, metrics.jsonl and checkpoints go
+_C.SEED = -1  # global seed; negative = a random seed, logged; each rank adds its rank
+_C.CUDNN_BENCHMARK = False  # torch.backends.cudnn.benchmark
+_C.DETERMINISTIC = False  # torch.use_deterministic_algorithms(True)
+_C.LOG_PERIOD = 20  # iterations between console/metrics.jsonl/TensorBoard writes
+_C.TENSORBOARD = False  # also write TensorBoard event files to OUTPUT_DIR
