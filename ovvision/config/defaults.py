@@ -61,6 +61,21 @@ _C.TEST = CN()
 _C.TEST.EVAL_PERIOD = 0  # evaluate every this many iterations during training (0 = only at end)
 
 # ---------------------------------------------------------------------------------------------
+# Text encoders and vocabularies (ovvision.modeling.text, ovvision.structures.Vocabulary)
+# ---------------------------------------------------------------------------------------------
+_C.MODEL.TEXT_ENCODER = CN()
+_C.MODEL.TEXT_ENCODER.NAME = "OVShapes-CLIP-Tiny"  # open_clip architecture or ovvision model config
+_C.MODEL.TEXT_ENCODER.PRETRAINED = ""  # open_clip tag ("openai", ...) or checkpoint; "" = random
+_C.VOCABULARY = CN()
+_C.VOCABULARY.NAME = "ov_shapes"  # built-in vocabulary: coco, coco_ov, lvis, ov_shapes, custom
+_C.VOCABULARY.CUSTOM = ""  # for "custom": "a,b|synonym_of_b" or a text file, one class per line
+_C.VOCABULARY.ANNOTATION_JSON = ""  # for "lvis"/"ov_shapes": the annotation json with categories
+_C.VOCABULARY.TEMPLATES = "openai_imagenet"  # prompts: openai_imagenet, simple_imagenet, identity
+_C.VOCABULARY.CUSTOM_TEMPLATES = []  # format strings with one "{}"; when given, replace TEMPLATES
+_C.VOCABULARY.EMBEDDINGS = ""  # precomputed [C, D] .npy (dump_text_embeddings.py); no encoder
+_C.VOCABULARY.CACHE_DIR = ""  # text-embedding cache; "" = $OVVISION_CACHE/text_embeddings
+
+# ---------------------------------------------------------------------------------------------
 # Misc
 # ---------------------------------------------------------------------------------------------
 _C.OUTPUT_DIR = "./output"  # where logs, config.yaml, metrics.jsonl and checkpoints go

@@ -3,5 +3,6 @@
 from .boxes import Boxes, pairwise_iou
 from .image_list import ImageList
 from .instances import Instances
+from .vocabulary import Vocabulary
 
-__all__ = ["Boxes", "ImageList", "Instances", "pairwise_iou"]
+__all__ = ["Boxes", "ImageList", "Instances", "Vocabulary", "pairwise_iou"]

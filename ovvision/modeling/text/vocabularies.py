@@ -1,0 +1,218 @@
+"""Built-in vocabularies by name: ``coco``, ``coco_ov``, ``lvis``, ``ov_shapes``, ``custom``.
+
+:func:`vocabulary_classes` gives the class list (names, synonyms, novel flags) without any model;
+:func:`build_vocabulary` embeds it with a text encoder (or reads a precomputed ``.npy``);
+:func:`build_vocabulary_from_cfg` does the same from the ``VOCABULARY.*`` config keys.
+
+- ``coco``: the 80 COCO classes in category-id order (the list torchvision ships); none novel.
+- ``coco_ov``: the 65 classes of the open-vocabulary COCO split (Bansal et al. 2018, used by
+  OVR-CNN and Detic), 48 base + 17 novel, in category-id order.
+- ``lvis``: the categories of the user's LVIS json, with their synonyms; rare ones are novel.
+- ``ov_shapes``: the categories of an OV-Shapes annotation json (base/novel as recorded there).
+- ``custom``: a comma-separated string or a text file with one class per line; synonyms follow
+  the name separated by ``|`` (``"sofa|couch, tv|television"``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import torch
+from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
+
+from ovvision.config import CfgNode
+from ovvision.structures.vocabulary import Vocabulary
+
+from .encoder import TextEncoder, create_text_encoder
+
+__all__ = [
+    "BUILTIN_VOCABULARIES",
+    "COCO_OV_NOVEL",
+    "ClassList",
+    "build_vocabulary",
+    "build_vocabulary_from_cfg",
+    "coco_class_names",
+    "parse_custom_vocabulary",
+    "vocabulary_classes",
+]
+
+BUILTIN_VOCABULARIES = ("coco", "coco_ov", "lvis", "ov_shapes", "custom")
+
+# The 17 novel classes of open-vocabulary COCO; its 48 base classes are listed below.
+COCO_OV_NOVEL = frozenset(
+    "airplane bus cat dog cow elephant umbrella tie snowboard skateboard cup knife cake couch "
+    "keyboard sink scissors".split()
+)
+COCO_OV_BASE = frozenset(
+    [
+        *"person bicycle car motorcycle train truck boat bench bird horse sheep bear zebra".split(),
+        *"giraffe backpack handbag suitcase frisbee skis kite surfboard bottle fork spoon".split(),
+        *"bowl banana apple sandwich orange broccoli carrot pizza donut chair bed toilet".split(),
+        *"tv laptop mouse remote microwave oven toaster refrigerator book clock vase".split(),
+        "toothbrush",
+    ]
+)
+
+
+@dataclass
+class ClassList:
+    """A vocabulary before embedding: C names, per-class synonyms and novel flags."""
+
+    names: list[str]
+    synonyms: list[list[str]] = field(default_factory=list)
+    is_novel: list[bool] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.synonyms = self.synonyms or [[] for _ in self.names]
+        self.is_novel = self.is_novel or [False] * len(self.names)
+
+
+def coco_class_names() -> list[str]:
+    """The 80 COCO class names in category-id order, from torchvision's COCO metadata."""
+    categories = FasterRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"]
+    return [c for c in categories if c not in ("__background__", "N/A")]
+
+
+def parse_custom_vocabulary(spec: str) -> ClassList:
+    """Parse ``"name|synonym, name2"`` or a text file with one ``name|synonym`` per line.
+
+    Blank entries and lines starting with ``#`` are skipped.
+
+    Raises:
+        FileNotFoundError: ``spec`` ends in ``.txt`` but no such file exists.
+        ValueError: no class names in ``spec``.
+    """
+    if os.path.isfile(spec):
+        with open(spec, encoding="utf-8") as f:
+            entries = [line for line in f.read().splitlines() if not line.lstrip().startswith("#")]
+        where = f"vocabulary file '{spec}'"
+    elif spec.endswith(".txt"):
+        raise FileNotFoundError(f"custom vocabulary file '{spec}' does not exist")
+    else:
+        entries = spec.split(",")
+        where = f"custom vocabulary {spec!r}"
+    names, synonyms = [], []
+    for entry in entries:
+        parts = [p.strip() for p in entry.split("|") if p.strip()]
+        if parts:
+            names.append(parts[0])
+            synonyms.append(parts[1:])
+    if not names:
+        raise ValueError(f"{where} has no class names")
+    return ClassList(names, synonyms)
+
+
+def _read_json_categories(path: str, what: str) -> list[dict]:
+    if not path:
+        raise ValueError(f"the '{what}' vocabulary needs the path of its annotation json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} annotation json '{path}' does not exist")
+    with open(path, encoding="utf-8") as f:
+        categories = json.load(f).get("categories")
+    if not categories:
+        raise ValueError(f"{what} annotation json '{path}' has no 'categories'")
+    return sorted(categories, key=lambda c: c["id"])
+
+
+def _lvis_classes(json_path: str) -> ClassList:
+    categories = _read_json_categories(json_path, "lvis")
+    names = [c["name"].replace("_", " ") for c in categories]
+    synonyms = [[s.replace("_", " ") for s in c.get("synonyms", [])] for c in categories]
+    novel = [c.get("frequency") == "r" for c in categories]
+    return ClassList(names, synonyms, novel)
+
+
+def _ov_shapes_classes(json_path: str) -> ClassList:
+    categories = _read_json_categories(json_path, "ov_shapes")
+    missing = [c["name"] for c in categories if "split" not in c]
+    if missing:
+        raise ValueError(f"ov_shapes json '{json_path}': categories {missing} have no 'split'")
+    return ClassList(
+        [c["name"] for c in categories], [], [c["split"] == "novel" for c in categories]
+    )
+
+
+def vocabulary_classes(name: str, *, custom: str = "", annotation_json: str = "") -> ClassList:
+    """The class list of a built-in vocabulary.
+
+    Args:
+        name: one of :data:`BUILTIN_VOCABULARIES`.
+        custom: for ``custom``: a comma-separated string or a text file.
+        annotation_json: for ``lvis`` / ``ov_shapes``: the annotation json with the categories.
+    """
+    if name == "coco":
+        return ClassList(coco_class_names())
+    if name == "coco_ov":
+        names = [n for n in coco_class_names() if n in COCO_OV_BASE | COCO_OV_NOVEL]
+        return ClassList(names, [], [n in COCO_OV_NOVEL for n in names])
+    if name == "lvis":
+        return _lvis_classes(annotation_json)
+    if name == "ov_shapes":
+        return _ov_shapes_classes(annotation_json)
+    if name == "custom":
+        if not custom.strip():
+            raise ValueError("the 'custom' vocabulary needs a comma-separated string or a file")
+        return parse_custom_vocabulary(custom)
+    raise ValueError(f"unknown vocabulary '{name}'; built-in: {', '.join(BUILTIN_VOCABULARIES)}")
+
+
+def build_vocabulary(
+    name: str,
+    encoder: TextEncoder | None = None,
+    *,
+    custom: str = "",
+    annotation_json: str = "",
+    templates: str | list[str] = "openai_imagenet",
+    embeddings: str = "",
+    cache_dir: str | os.PathLike | None = None,
+) -> Vocabulary:
+    """A built-in vocabulary, embedded by ``encoder`` or read from ``embeddings`` (.npy).
+
+    Args:
+        name: one of :data:`BUILTIN_VOCABULARIES`.
+        encoder: the text encoder (needed unless ``embeddings`` is given).
+        custom: see :func:`vocabulary_classes`.
+        annotation_json: see :func:`vocabulary_classes`.
+        templates: prompt template set name or format strings.
+        embeddings: a precomputed ``[C, D]`` matrix whose rows follow this vocabulary's classes.
+        cache_dir: embedding cache folder (None = default).
+    """
+    classes = vocabulary_classes(name, custom=custom, annotation_json=annotation_json)
+    if embeddings:
+        return Vocabulary.load(embeddings, names=classes.names, is_novel=classes.is_novel)
+    if encoder is None:
+        raise ValueError(f"vocabulary '{name}' needs a text encoder or precomputed embeddings")
+    return Vocabulary.from_names(
+        classes.names,
+        encoder,
+        synonyms=classes.synonyms,
+        is_novel=classes.is_novel,
+        templates=templates,
+        cache_dir=cache_dir,
+    )
+
+
+def build_vocabulary_from_cfg(cfg: CfgNode, encoder: TextEncoder | None = None) -> Vocabulary:
+    """The vocabulary of ``cfg.VOCABULARY`` (text encoder from ``cfg.MODEL.TEXT_ENCODER``).
+
+    The encoder is created only when needed (no ``VOCABULARY.EMBEDDINGS`` and none passed in).
+    """
+    voc = cfg.VOCABULARY
+    if encoder is None and not voc.EMBEDDINGS:
+        encoder = create_text_encoder(
+            cfg.MODEL.TEXT_ENCODER.NAME,
+            pretrained=cfg.MODEL.TEXT_ENCODER.PRETRAINED or None,
+            device=torch.device(cfg.MODEL.DEVICE),
+        )
+    templates = list(voc.CUSTOM_TEMPLATES) or voc.TEMPLATES
+    return build_vocabulary(
+        voc.NAME,
+        encoder,
+        custom=voc.CUSTOM,
+        annotation_json=voc.ANNOTATION_JSON,
+        templates=templates,
+        embeddings=voc.EMBEDDINGS,
+        cache_dir=voc.CACHE_DIR or None,
+    )
