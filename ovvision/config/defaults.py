@@ -59,6 +59,9 @@ _C.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0  # p of the p-norm for CLIP_TYPE "norm"
 # ---------------------------------------------------------------------------------------------
 _C.TEST = CN()
 _C.TEST.EVAL_PERIOD = 0  # evaluate every this many iterations during training (0 = only at end)
+# Evaluation of detections (ovvision.evaluation): caps and protocols
+_C.TEST.DETECTIONS_PER_IMAGE = 100  # detections kept per image by model and evaluator (LVIS: 300)
+_C.TEST.LVIS_FIXED_AP = False  # LVIS fixed AP: no per-image cap, 10,000 detections per class
 
 # ---------------------------------------------------------------------------------------------
 # Text encoders and vocabularies (ovvision.modeling.text, ovvision.structures.Vocabulary)

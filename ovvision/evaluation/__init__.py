@@ -1,0 +1,45 @@
+"""Evaluation: the evaluator protocol, inference over a dataset, COCO/LVIS open-vocabulary AP.
+
+The explicit imports below register every evaluator type ("coco_ov", "lvis_ov") in
+``EVALUATOR_REGISTRY``, so :func:`build_evaluator` finds them once this package is imported.
+"""
+
+from .class_split import ClassSplit, resolve_class_split
+from .coco_format import COCOFormatEvaluator, metadata_arguments
+from .coco_ov import COCOOpenVocabEvaluator
+from .coco_results import (
+    EVAL_RESULTS_FILE,
+    instances_to_coco_results,
+    save_eval_results,
+    sort_results,
+    write_json_atomic,
+    write_metrics_json,
+)
+from .evaluator import (
+    EVALUATOR_REGISTRY,
+    DatasetEvaluator,
+    DatasetEvaluators,
+    build_evaluator,
+    inference_on_dataset,
+)
+from .lvis_ov import LVISOpenVocabEvaluator
+
+__all__ = [
+    "EVALUATOR_REGISTRY",
+    "EVAL_RESULTS_FILE",
+    "COCOFormatEvaluator",
+    "COCOOpenVocabEvaluator",
+    "ClassSplit",
+    "DatasetEvaluator",
+    "DatasetEvaluators",
+    "LVISOpenVocabEvaluator",
+    "build_evaluator",
+    "inference_on_dataset",
+    "instances_to_coco_results",
+    "metadata_arguments",
+    "resolve_class_split",
+    "save_eval_results",
+    "sort_results",
+    "write_json_atomic",
+    "write_metrics_json",
+]
