@@ -1,0 +1,32 @@
+"""The training engine: loop and hooks, run set-up and command-line flags, multi-process launch."""
+
+from .defaults import (
+    create_ddp_model,
+    default_argument_parser,
+    default_hooks,
+    default_setup,
+    default_writers,
+    resume_or_load,
+)
+from .hooks import EvalHook, IterationTimer, LRScheduler, PeriodicCheckpointer, PeriodicWriter
+from .launch import launch
+from .train_loop import AMPTrainer, HookBase, SimpleTrainer, TrainerBase
+
+__all__ = [
+    "AMPTrainer",
+    "EvalHook",
+    "HookBase",
+    "IterationTimer",
+    "LRScheduler",
+    "PeriodicCheckpointer",
+    "PeriodicWriter",
+    "SimpleTrainer",
+    "TrainerBase",
+    "create_ddp_model",
+    "default_argument_parser",
+    "default_hooks",
+    "default_setup",
+    "default_writers",
+    "launch",
+    "resume_or_load",
+]

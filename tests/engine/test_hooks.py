@@ -1,0 +1,105 @@
+"""Hooks and trainers: evaluation schedule, progress line, AMP on CPU, gradient clipping."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from ovvision.engine import AMPTrainer, EvalHook, PeriodicWriter, SimpleTrainer, default_writers
+from ovvision.solver import build_gradient_clipper, build_optimizer
+from ovvision.utils.env import seed_all_rng
+from ovvision.utils.events import CommonMetricPrinter, EventStorage
+
+from .toy import ToyModel, toy_batches, toy_cfg
+
+
+def _trainer(cls=SimpleTrainer, **kwargs):
+    cfg = toy_cfg("", max_iter=10)
+    seed_all_rng(0)
+    model = ToyModel()
+    return cls(model, toy_batches(), build_optimizer(cfg, model), **kwargs), model
+
+
+def test_eval_hook_runs_periodically_and_at_the_end():
+    calls = []
+    trainer, _ = _trainer()
+    trainer.register_hooks([EvalHook(4, lambda: calls.append(trainer.iter) or {"bbox": {"AP": 1}})])
+    trainer.train(0, 10)
+    assert calls == [3, 7, 10]
+    assert trainer.storage.latest()["bbox/AP"][0] == 1.0
+
+
+def test_eval_hook_skips_final_evaluation_after_a_failure():
+    calls = []
+    trainer, model = _trainer()
+    model.nan_at = 5
+    trainer.register_hooks([EvalHook(0, lambda: calls.append(1) or {})])
+    with pytest.raises(FloatingPointError):
+        trainer.train(0, 10)
+    assert calls == []
+
+
+def test_amp_trainer_on_cpu_equals_simple_trainer():
+    simple, m1 = _trainer()
+    simple.train(0, 6)
+    amp, m2 = _trainer(AMPTrainer)
+    assert not amp.use_cuda_amp
+    amp.train(0, 6)
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        assert torch.equal(a, b)
+    assert "grad_scaler" in amp.state_dict()
+
+
+def test_gradient_clipping_bounds_the_update():
+    cfg = toy_cfg("")
+    cfg.SOLVER.CLIP_GRADIENTS.ENABLED = True
+    cfg.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 1e-3
+    clip = build_gradient_clipper(cfg)
+    model = ToyModel()
+    loss = model(next(toy_batches()))["loss_mse"] * 1000
+    loss.backward()
+    clip(model.parameters())
+    total = torch.norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+    assert total.item() == pytest.approx(1e-3, rel=1e-3)
+    cfg.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "bogus"
+    with pytest.raises(ValueError, match="CLIP_TYPE"):
+        build_gradient_clipper(cfg)
+
+
+def test_progress_line_shows_bar_eta_losses_and_lr():
+    printer = CommonMetricPrinter(max_iter=200)
+    with EventStorage(49) as storage:
+        storage.put_scalars(loss_cls=0.5, loss_box=0.25)
+        storage.put_scalar("time", 0.1)
+        storage.put_scalar("lr", 0.01, smoothing_hint=False)
+        line = printer.progress_line(storage)
+    assert line.startswith("iter 50/200 [#####...............]  25%")
+    assert "eta 0:00:15" in line and "loss_box 0.25" in line and "lr 0.01" in line
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_writers_log_progress_and_tensorboard(tmp_path):
+    trainer, _ = _trainer()
+    writers = default_writers(str(tmp_path), 10, tensorboard=True)
+    trainer.register_hooks([PeriodicWriter(writers, period=5)])
+    progress = logging.getLogger("ovvision.progress")
+    handler = _Collect()
+    progress.addHandler(handler)
+    progress.setLevel(logging.INFO)
+    try:
+        trainer.train(0, 10)
+    finally:
+        progress.removeHandler(handler)
+    assert any(m.startswith("iter 10/10") for m in handler.messages)
+    assert list(tmp_path.glob("events.out.tfevents.*"))
+    assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 2
