@@ -79,6 +79,33 @@ _C.VOCABULARY.EMBEDDINGS = ""  # precomputed [C, D] .npy (dump_text_embeddings.p
 _C.VOCABULARY.CACHE_DIR = ""  # text-embedding cache; "" = $OVVISION_CACHE/text_embeddings
 
 # ---------------------------------------------------------------------------------------------
+# Data: datasets, loaders, input pipeline (ovvision.data)
+# ---------------------------------------------------------------------------------------------
+_C.DATASETS = CN()
+_C.DATASETS.TRAIN = ()  # registered dataset names to train on (they must share thing_classes)
+_C.DATASETS.TEST = ()  # registered dataset names to evaluate on, each evaluated separately
+_C.DATALOADER = CN()
+_C.DATALOADER.NUM_WORKERS = 2  # worker processes per loader (0 = load in the main process)
+_C.DATALOADER.ASPECT_RATIO_GROUPING = True  # batch landscape and portrait images separately
+_C.DATALOADER.SAMPLER_TRAIN = "TrainingSampler"  # or "RepeatFactorTrainingSampler" (LVIS)
+_C.DATALOADER.REPEAT_THRESHOLD = 0.001  # repeat-factor sampling: classes rarer than this repeat
+_C.DATALOADER.FILTER_EMPTY_ANNOTATIONS = True  # drop training images without a usable annotation
+_C.DATALOADER.SKIP_UNREADABLE_IMAGES = True  # skip (log, count) unreadable images; False = raise
+_C.INPUT = CN()
+_C.INPUT.MIN_SIZE_TRAIN = (800,)  # shortest-edge sizes sampled in training
+_C.INPUT.MIN_SIZE_TRAIN_SAMPLING = "choice"  # "choice" of MIN_SIZE_TRAIN or "range" (min, max)
+_C.INPUT.MAX_SIZE_TRAIN = 1333  # cap on the longer edge after the training resize
+_C.INPUT.MIN_SIZE_TEST = 800  # shortest edge at test time (0 = no resize)
+_C.INPUT.MAX_SIZE_TEST = 1333  # cap on the longer edge at test time
+_C.INPUT.RANDOM_FLIP = "horizontal"  # "horizontal" (p=0.5, training only) or "none"
+_C.INPUT.MAX_IMAGE_PIXELS = 89_478_485  # read_image refuses larger images (0 = no cap)
+_C.INPUT.LSJ = CN()
+_C.INPUT.LSJ.ENABLED = False  # large-scale jitter instead of the shortest-edge resize (training)
+_C.INPUT.LSJ.IMAGE_SIZE = 1024  # side of the square canvas LSJ scales into and crops/pads to
+_C.INPUT.LSJ.MIN_SCALE = 0.1  # smallest scale of the image relative to the canvas
+_C.INPUT.LSJ.MAX_SCALE = 2.0  # largest scale of the image relative to the canvas
+
+# ---------------------------------------------------------------------------------------------
 # Misc
 # ---------------------------------------------------------------------------------------------
 _C.OUTPUT_DIR = "./output"  # where logs, config.yaml, metrics.jsonl and checkpoints go
