@@ -24,6 +24,83 @@ _C.MODEL.PIXEL_MEAN = [123.675, 116.28, 103.53]  # per-channel mean of RGB pixel
 _C.MODEL.PIXEL_STD = [58.395, 57.12, 57.375]  # per-channel std of RGB pixels in [0, 255]
 
 # ---------------------------------------------------------------------------------------------
+# Model: OV-RCNN detector (ovvision.modeling: backbone, proposals, region_heads, mask_heads)
+# ---------------------------------------------------------------------------------------------
+_C.MODEL.MASK_ON = True  # predict class-agnostic instance masks (trained where gt_masks exist)
+_C.MODEL.BACKBONE = CN()
+_C.MODEL.BACKBONE.NAME = "TimmFPNBackbone"  # TimmFPNBackbone or ClipImageBackbone (registry name)
+_C.MODEL.BACKBONE.FREEZE_AT = 2  # timm: frozen feature levels (0 none, 1 stem, 2 stem+stage 1)
+_C.MODEL.TIMM = CN()
+_C.MODEL.TIMM.NAME = "resnet50"  # timm model created with features_only=True
+_C.MODEL.TIMM.PRETRAINED = ""  # "" random, "timm" = timm's pretrained weights, or a weights file
+_C.MODEL.TIMM.OUT_INDICES = [1, 2, 3, 4]  # timm feature levels fed to the FPN (0 = stem)
+_C.MODEL.TIMM.FROZEN_BN = True  # replace batch norms by frozen ones (small per-GPU batches)
+# The ClipImageBackbone is the frozen image tower of MODEL.TEXT_ENCODER's CLIP model (F-VLM).
+_C.MODEL.CLIP_BACKBONE = CN()
+_C.MODEL.CLIP_BACKBONE.PYRAMID_SCALES = [4.0, 2.0, 1.0, 0.5]  # ViT towers: level scales vs tokens
+_C.MODEL.FPN = CN()
+_C.MODEL.FPN.OUT_CHANNELS = 256  # channels of every pyramid level
+_C.MODEL.FPN.TOP_BLOCK = True  # add a level at twice the coarsest stride by max-pooling
+_C.MODEL.ANCHOR_GENERATOR = CN()
+_C.MODEL.ANCHOR_GENERATOR.SIZES = [[32], [64], [128], [256], [512]]  # anchor sizes per level (px)
+_C.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS = [[0.5, 1.0, 2.0]]  # h/w ratios, one list or one per level
+_C.MODEL.PROPOSAL_GENERATOR = CN()
+_C.MODEL.PROPOSAL_GENERATOR.NAME = "RPN"  # PROPOSAL_GENERATOR_REGISTRY name
+_C.MODEL.RPN = CN()
+_C.MODEL.RPN.HEAD_CONV_DEPTH = 1  # 3x3 convolutions before the objectness/delta predictors
+_C.MODEL.RPN.FG_IOU_THRESH = 0.7  # anchors with IoU >= this are positive
+_C.MODEL.RPN.BG_IOU_THRESH = 0.3  # anchors with IoU < this are negative
+_C.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 256  # anchors sampled per image for the RPN losses
+_C.MODEL.RPN.POSITIVE_FRACTION = 0.5  # at most this fraction of sampled anchors positive
+_C.MODEL.RPN.PRE_NMS_TOPK_TRAIN = 2000  # proposals per level kept before NMS in training
+_C.MODEL.RPN.PRE_NMS_TOPK_TEST = 1000  # proposals per level kept before NMS in inference
+_C.MODEL.RPN.POST_NMS_TOPK_TRAIN = 1000  # proposals per image kept after NMS in training
+_C.MODEL.RPN.POST_NMS_TOPK_TEST = 1000  # proposals per image kept after NMS in inference
+_C.MODEL.RPN.NMS_THRESH = 0.7  # IoU threshold of the proposal NMS
+_C.MODEL.ROI_HEADS = CN()
+_C.MODEL.ROI_HEADS.NAME = "OpenVocabROIHeads"  # ROI_HEADS_REGISTRY name
+_C.MODEL.ROI_HEADS.IN_FEATURES = ["p2", "p3", "p4", "p5"]  # levels pooled from ([] = all levels)
+_C.MODEL.ROI_HEADS.IOU_THRESHOLD = 0.5  # proposals with IoU >= this with a gt box are foreground
+_C.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 512  # regions sampled per image for the region losses
+_C.MODEL.ROI_HEADS.POSITIVE_FRACTION = 0.25  # at most this fraction of sampled regions foreground
+_C.MODEL.ROI_HEADS.PROPOSAL_APPEND_GT = True  # add gt boxes to the proposals in training
+_C.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.05  # drop detections scoring below this (LVIS: 0.0001)
+_C.MODEL.ROI_HEADS.NMS_THRESH_TEST = 0.5  # IoU threshold of the per-class NMS at inference
+_C.MODEL.ROI_BOX_HEAD = CN()
+_C.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION = 7  # side of the pooled region features
+_C.MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO = 0  # ROIAlign samples per bin side (0 = adaptive)
+_C.MODEL.ROI_BOX_HEAD.NUM_FC = 2  # fully connected layers of the region MLP
+_C.MODEL.ROI_BOX_HEAD.FC_DIM = 1024  # width of those layers
+_C.MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS = [10.0, 10.0, 5.0, 5.0]  # box coder weights (x, y, w, h)
+_C.MODEL.ROI_BOX_HEAD.SMOOTH_L1_BETA = 0.0  # smooth-L1 beta of the box loss (0 = L1)
+_C.MODEL.CLIP_REGION_HEAD = CN()
+_C.MODEL.CLIP_REGION_HEAD.EMBED_DIM = 512  # text-embedding dimension (= MODEL.TEXT_ENCODER's)
+_C.MODEL.CLIP_REGION_HEAD.TEMPERATURE = 50.0  # logits = TEMPERATURE * cos(region, class)
+_C.MODEL.CLIP_REGION_HEAD.LOSS = "softmax"  # "softmax" (with background) or "sigmoid" per class
+_C.MODEL.CLIP_REGION_HEAD.SIGMOID_PRIOR_PROB = 0.01  # initial class probability of "sigmoid"
+_C.MODEL.CLIP_REGION_HEAD.USE_FED_LOSS = False  # federated loss (LVIS); needs LOSS "sigmoid"
+_C.MODEL.CLIP_REGION_HEAD.FED_LOSS_NUM_CLASSES = 50  # classes per step: annotated + sampled
+_C.MODEL.CLIP_REGION_HEAD.FED_LOSS_FREQ_WEIGHT_POWER = 0.5  # negatives drawn ~ image_count**this
+_C.MODEL.CLIP_REGION_HEAD.FED_LOSS_CLASS_FREQ = ""  # LVIS json or list of image counts ("" uniform)
+_C.MODEL.CLIP_REGION_HEAD.DISTILL_WEIGHT = 0.0  # ViLD L1 distillation to CLIP regions (0 = off)
+_C.MODEL.CLIP_REGION_HEAD.DISTILL_REGIONS_PER_IMAGE = 32  # top proposals distilled per image
+_C.MODEL.REGION_CLIP = CN()
+_C.MODEL.REGION_CLIP.SOURCE = ""  # CLIP embeddings of boxes: "", "dense" (CLIP backbone), "crops"
+_C.MODEL.REGION_CLIP.CROP_SCALE = 1.0  # "crops": enlarge each box by this factor before cropping
+_C.MODEL.REGION_CLIP.FUSION = False  # fuse detector and CLIP scores at inference (geometric mean)
+_C.MODEL.REGION_CLIP.TEMPERATURE = 100.0  # CLIP score = softmax(TEMPERATURE * cos) over classes
+_C.MODEL.REGION_CLIP.ALPHA_SEEN = 0.35  # CLIP score exponent for classes seen in training
+_C.MODEL.REGION_CLIP.BETA_UNSEEN = 0.65  # CLIP score exponent for unseen classes
+_C.MODEL.REGION_CLIP.MAX_CROPS_PER_IMAGE = 100  # "crops" fusion: regions CLIP-scored per image
+_C.MODEL.ROI_MASK_HEAD = CN()
+_C.MODEL.ROI_MASK_HEAD.NAME = "ClassAgnosticMaskHead"  # ROI_MASK_HEAD_REGISTRY name
+_C.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION = 14  # side of the pooled mask features (masks are 2x)
+_C.MODEL.ROI_MASK_HEAD.POOLER_SAMPLING_RATIO = 0  # ROIAlign samples per bin side (0 = adaptive)
+_C.MODEL.ROI_MASK_HEAD.NUM_CONV = 4  # 3x3 convolutions of the mask head
+_C.MODEL.ROI_MASK_HEAD.CONV_DIM = 256  # their channels
+_C.MODEL.ROI_MASK_HEAD.MASK_THRESHOLD = 0.5  # pixels with mask probability above this are in
+
+# ---------------------------------------------------------------------------------------------
 # Solver
 # ---------------------------------------------------------------------------------------------
 _C.SOLVER = CN()

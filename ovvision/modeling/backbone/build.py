@@ -1,0 +1,52 @@
+"""The backbone interface, its registry and ``build_backbone``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+from ovvision.config import CfgNode
+from ovvision.utils.registry import Registry
+
+BACKBONE_REGISTRY = Registry("BACKBONE")
+BACKBONE_REGISTRY.__doc__ = """Backbones: ``MODEL.BACKBONE.NAME`` names a class built with
+``cls(cfg)``."""
+
+
+class Backbone(nn.Module, ABC):
+    """A feature extractor that returns a pyramid of equally wide feature maps.
+
+    Subclasses set:
+        output_names: names of the pyramid levels, finest first; the proposer uses all of them.
+        strides: ``{name: stride}`` in input pixels for every pyramid level.
+        out_channels: channels of every pyramid level.
+        size_divisibility: input height and width must be padded to a multiple of this.
+    """
+
+    output_names: list[str]
+    strides: dict[str, int]
+    out_channels: int
+    size_divisibility: int
+
+    @abstractmethod
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Compute features.
+
+        Args:
+            images: ``Tensor[B, 3, H, W]`` normalised images, H and W multiples of
+                ``size_divisibility``.
+
+        Returns:
+            ``{name: Tensor[B, out_channels, H / stride, W / stride]}`` for every name in
+            ``output_names``; a backbone may add entries of its own (e.g. dense CLIP features).
+        """
+
+
+def build_backbone(cfg: CfgNode) -> Backbone:
+    """Build the backbone named by ``MODEL.BACKBONE.NAME``."""
+    backbone = BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME)(cfg)
+    if not isinstance(backbone, Backbone):
+        raise TypeError(f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} did not build a Backbone")
+    return backbone

@@ -1,0 +1,103 @@
+"""A class-agnostic region proposal network assembled from torchvision's components."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.image_list import ImageList as TVImageList
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+
+from ovvision.config import CfgNode, configurable
+from ovvision.structures import ImageList, Instances
+
+from .build import PROPOSAL_GENERATOR_REGISTRY
+
+
+@PROPOSAL_GENERATOR_REGISTRY.register()
+class RPN(nn.Module):
+    """Objectness and box deltas per anchor, decoded, NMS-ed and ranked into proposals.
+
+    The anchor generator, head, box coder, matcher and sampler are torchvision's; this class
+    adapts ovvision's structures and names the losses ``loss_rpn_cls`` / ``loss_rpn_loc``.
+
+    Args:
+        level_names: the pyramid levels used, finest first.
+        rpn: the torchvision RegionProposalNetwork.
+    """
+
+    @configurable
+    def __init__(self, *, level_names: list[str], rpn: RegionProposalNetwork):
+        super().__init__()
+        self.level_names = list(level_names)
+        self.rpn = rpn
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, strides: dict[str, int], channels: int) -> dict:
+        rcfg = cfg.MODEL.RPN
+        names = list(strides)
+        sizes = _per_level(cfg.MODEL.ANCHOR_GENERATOR.SIZES, len(names), "SIZES")
+        ratios = _per_level(cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS, len(names), "ASPECT_RATIOS")
+        anchors = AnchorGenerator(sizes=sizes, aspect_ratios=ratios)
+        head = RPNHead(channels, anchors.num_anchors_per_location()[0], rcfg.HEAD_CONV_DEPTH)
+        rpn = RegionProposalNetwork(
+            anchors,
+            head,
+            fg_iou_thresh=rcfg.FG_IOU_THRESH,
+            bg_iou_thresh=rcfg.BG_IOU_THRESH,
+            batch_size_per_image=rcfg.BATCH_SIZE_PER_IMAGE,
+            positive_fraction=rcfg.POSITIVE_FRACTION,
+            pre_nms_top_n={"training": rcfg.PRE_NMS_TOPK_TRAIN, "testing": rcfg.PRE_NMS_TOPK_TEST},
+            post_nms_top_n={
+                "training": rcfg.POST_NMS_TOPK_TRAIN,
+                "testing": rcfg.POST_NMS_TOPK_TEST,
+            },
+            nms_thresh=rcfg.NMS_THRESH,
+        )
+        return {"level_names": names, "rpn": rpn}
+
+    def forward(
+        self,
+        images: ImageList,
+        features: dict[str, torch.Tensor],
+        gt_instances: list[Instances] | None = None,
+    ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """Propose boxes.
+
+        Args:
+            images: the padded batch (only sizes are used).
+            features: pyramid levels ``{name: Tensor[B, C, h, w]}``; must hold ``level_names``.
+            gt_instances: per image, Instances with ``gt_boxes``; required in training.
+
+        Returns:
+            Per image ``Tensor[P_i, 4]`` proposals (x1, y1, x2, y2) sorted by decreasing
+            objectness (no gradient), and in training ``{"loss_rpn_cls", "loss_rpn_loc"}``.
+        """
+        levels = {name: features[name] for name in self.level_names}
+        tv_images = TVImageList(images.tensor, [tuple(s) for s in images.image_sizes])
+        targets = None
+        if self.training:
+            if gt_instances is None:
+                raise ValueError("RPN needs gt_instances in training")
+            targets = [{"boxes": inst.gt_boxes.tensor} for inst in gt_instances]
+        boxes, tv_losses = self.rpn(tv_images, levels, targets)
+        losses = {}
+        if self.training:
+            losses = {
+                "loss_rpn_cls": tv_losses["loss_objectness"],
+                "loss_rpn_loc": tv_losses["loss_rpn_box_reg"],
+            }
+        return [b.detach() for b in boxes], losses
+
+
+def _per_level(values: list, num_levels: int, key: str) -> tuple[tuple[float, ...], ...]:
+    """Broadcast a one-entry list of per-level values to every level; check the count."""
+    values = [tuple(v) for v in values]
+    if len(values) == 1:
+        values = values * num_levels
+    if len(values) != num_levels:
+        raise ValueError(
+            f"MODEL.ANCHOR_GENERATOR.{key} has {len(values)} entries but the backbone has "
+            f"{num_levels} pyramid levels"
+        )
+    return tuple(values)
