@@ -1,0 +1,120 @@
+"""tools/train_net.py (train, resume, eval-only) and tools/demo.py on a tiny OV-Shapes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "configs" / "ov_shapes" / "ovrcnn_clip_frozen.yaml"
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_ov_shapes(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    root = tmp_path_factory.mktemp("datasets")
+    env = {**os.environ, "OVVISION_DATASETS": str(root)}
+    proc = _run(
+        [str(ROOT / "tools" / "make_ov_shapes.py"), "--output", str(root / "ov_shapes"),
+         "--num-train", "24", "--num-val", "6", "--seed", "3", "--no-progress"],
+        env, root,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root, env
+
+
+def _opts(root: Path, out: Path, max_iter: int) -> list[str]:
+    return [
+        "MODEL.TEXT_ENCODER.PRETRAINED", "",
+        "VOCABULARY.ANNOTATION_JSON", str(root / "ov_shapes/annotations/instances_val.json"),
+        "VOCABULARY.CACHE_DIR", str(root / "cache"),
+        "SOLVER.MAX_ITER", str(max_iter), "SOLVER.IMS_PER_BATCH", "2",
+        "SOLVER.CHECKPOINT_PERIOD", "2", "SOLVER.WARMUP_ITERS", "1", "SOLVER.STEPS", "(3,)",
+        "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", str(out), "SEED", "1",
+    ]  # fmt: skip
+
+
+def test_train_resume_and_eval_only(tiny_ov_shapes, tmp_path):
+    root, env = tiny_ov_shapes
+    out = tmp_path / "run"
+    train = ["tools/train_net.py", "--config-file", str(CONFIG)]
+    proc = _run([*train, *_opts(root, out, 2)], env, ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (out / "config.yaml").is_file() and (out / "metrics.jsonl").is_file()
+    metrics = json.loads((out / "eval_results.json").read_text())
+    for task in ("bbox", "segm"):
+        for key in ("AP", "AP50", "AP50-base", "AP50-novel"):
+            value = metrics[task][key]
+            assert value is None or 0.0 <= value <= 100.0, (task, key, value)
+
+    # --resume continues from model_final's iteration to the new MAX_ITER.
+    proc = _run([*train, "--resume", *_opts(root, out, 4)], env, ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Starting training from iteration 2" in proc.stdout + proc.stderr
+    assert (out / "model_0000003.pth").is_file()
+
+    # --eval-only with the final weights reproduces the metrics of the last evaluation.
+    final = json.loads((out / "eval_results.json").read_text())
+    eval_out = tmp_path / "eval"
+    weights = ["MODEL.WEIGHTS", str(out / "model_final.pth")]
+    proc = _run([*train, "--eval-only", *_opts(root, eval_out, 4), *weights], env, ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert json.loads((eval_out / "eval_results.json").read_text()) == final
+
+
+def test_demo_skips_bad_files_and_rejects_bad_vocabulary(tiny_ov_shapes, tmp_path):
+    root, env = tiny_ov_shapes
+    out = tmp_path / "run"
+    proc = _run(
+        ["tools/train_net.py", "--config-file", str(CONFIG), *_opts(root, out, 1)], env, ROOT
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    val_images = sorted((root / "ov_shapes" / "val").iterdir())[:2]
+    for img in val_images:
+        (inputs / img.name).write_bytes(img.read_bytes())
+    (inputs / "corrupt.jpg").write_text("this is not an image")
+    demo_out = tmp_path / "demo"
+    weights = str(out / "model_final.pth")
+    base = ["tools/demo.py", "--config-file", str(CONFIG), "--weights", weights,
+            "--output", str(demo_out), "--confidence-threshold", "0.0"]  # fmt: skip
+    val_json = str(root / "ov_shapes/annotations/instances_val.json")
+    opts = ["--opts", "MODEL.TEXT_ENCODER.PRETRAINED", "", "VOCABULARY.CACHE_DIR",
+            str(root / "cache"), "VOCABULARY.ANNOTATION_JSON", val_json]  # fmt: skip
+
+    proc = _run(
+        [*base, "--input", str(inputs), "--custom-vocabulary", "star,heart|love", *opts], env, ROOT
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "corrupt.jpg" in proc.stdout + proc.stderr
+    drawn = sorted(p.name for p in demo_out.glob("*.png"))
+    assert drawn == sorted(Path(p.name).stem + ".png" for p in val_images)
+    predictions = json.loads((demo_out / "predictions.json").read_text())
+    assert {p["category_name"] for p in predictions} <= {"star", "heart"}
+    assert {Path(p["file_name"]).name for p in predictions} <= {p.name for p in val_images}
+
+    proc = _run([*base, "--input", str(inputs), "--custom-vocabulary", " , ", *opts], env, ROOT)
+    assert proc.returncode != 0 and "vocabulary" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+    proc = _run(
+        [*base, "--input", str(inputs / "corrupt.jpg"), "--custom-vocabulary", "star", *opts],
+        env,
+        ROOT,
+    )
+    assert proc.returncode != 0 and "could be read" in proc.stderr
+
+    missing = [*base[:4], str(tmp_path / "nope.pth"), *base[5:]]
+    proc = _run([*missing, "--input", str(inputs), "--custom-vocabulary", "star", *opts], env, ROOT)
+    assert proc.returncode != 0 and "nope.pth" in proc.stderr

@@ -1,0 +1,141 @@
+#!/usr/bin/env python
+"""Train and evaluate ovvision detectors with detectron2's command-line flags.
+
+    python tools/train_net.py --config-file configs/ov_shapes/ovrcnn_tiny.yaml
+    python tools/train_net.py --config-file CFG --num-gpus 2 MODEL.DEVICE cpu   # 2 gloo procs
+    python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS out/model_final.pth
+    python tools/train_net.py --config-file CFG --resume                         # continue a run
+
+Evaluation runs every ``TEST.EVAL_PERIOD`` iterations and at the end on each of
+``DATASETS.TEST``, with the vocabulary set to that dataset's classes; the final metrics are
+written to ``OUTPUT_DIR/eval_results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections import OrderedDict
+from typing import Any
+
+import torch
+from torch import nn
+
+from ovvision.checkpoint import Checkpointer, unwrap_model
+from ovvision.config import CfgNode, get_cfg
+from ovvision.data import MetadataCatalog, build_detection_test_loader, build_detection_train_loader
+from ovvision.engine import (
+    AMPTrainer,
+    SimpleTrainer,
+    create_ddp_model,
+    default_argument_parser,
+    default_hooks,
+    default_setup,
+    launch,
+    resume_or_load,
+)
+from ovvision.evaluation import build_evaluator, inference_on_dataset, save_eval_results
+from ovvision.modeling import build_model
+from ovvision.solver import build_gradient_clipper, build_lr_scheduler, build_optimizer
+from ovvision.utils import comm
+
+logger = logging.getLogger("ovvision.train_net")
+
+
+def setup(args: argparse.Namespace) -> CfgNode:
+    """The run's config: defaults, then ``--config-file``, then command-line ``opts``."""
+    cfg = get_cfg()
+    if args.config_file:
+        cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts or [])
+    cfg.freeze()
+    default_setup(cfg, args)
+    return cfg
+
+
+def do_test(cfg: CfgNode, model: nn.Module) -> dict[str, Any]:
+    """Evaluate on every dataset of ``DATASETS.TEST`` with its own class vocabulary.
+
+    Returns ``{dataset: {"bbox": {...}, "segm": {...}}}`` (one dataset: its metrics directly),
+    and writes them to ``OUTPUT_DIR/eval_results.json`` on the main process.
+    """
+    detector = unwrap_model(model)
+    trained_vocabulary = list(detector.class_names)
+    results: dict[str, Any] = OrderedDict()
+    for name in cfg.DATASETS.TEST:
+        detector.set_vocabulary(list(MetadataCatalog.get(name).thing_classes))
+        loader = build_detection_test_loader(cfg, name)
+        evaluator = build_evaluator(cfg, name, os.path.join(cfg.OUTPUT_DIR, "inference", name))
+        results[name] = inference_on_dataset(model, loader, evaluator)
+    detector.set_vocabulary(trained_vocabulary)
+    if len(results) == 1:
+        results = next(iter(results.values()))
+    if comm.is_main_process() and results:
+        path = save_eval_results(results, cfg.OUTPUT_DIR)
+        logger.info("Evaluation results written to %s", path)
+    return results
+
+
+def _checkpointer(cfg: CfgNode, model: nn.Module, **checkpointables: Any) -> Checkpointer:
+    return Checkpointer(
+        model,
+        cfg.OUTPUT_DIR,
+        allowed_missing_keys=cfg.MODEL.WEIGHTS_ALLOWED_MISSING,
+        allowed_unexpected_keys=cfg.MODEL.WEIGHTS_ALLOWED_UNEXPECTED,
+        **checkpointables,
+    )
+
+
+def do_train(cfg: CfgNode, model: nn.Module, resume: bool) -> None:
+    """Train with the standard hooks, evaluating periodically and at the end."""
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_lr_scheduler(cfg, optimizer)
+    model = create_ddp_model(model, broadcast_buffers=False, find_unused_parameters=True)
+    trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
+    trainer = trainer_cls(
+        model, build_detection_train_loader(cfg), optimizer, build_gradient_clipper(cfg)
+    )
+    checkpointer = _checkpointer(cfg, model, trainer=trainer, optimizer=optimizer)
+    eval_function = (lambda: do_test(cfg, model)) if cfg.DATASETS.TEST else None
+    trainer.register_hooks(default_hooks(cfg, optimizer, scheduler, checkpointer, eval_function))
+    # After the hooks exist, so that resuming restores their state (the LR schedule) too.
+    start_iter = resume_or_load(checkpointer, cfg.MODEL.WEIGHTS, resume=resume)
+    trainer.train(start_iter, cfg.SOLVER.MAX_ITER)
+
+
+def main(args: argparse.Namespace) -> dict[str, Any] | None:
+    cfg = setup(args)
+    model = build_model(cfg)
+    logger.info("Model:\n%s", model)
+    if args.eval_only:
+        if not cfg.MODEL.WEIGHTS and not (
+            args.resume and _checkpointer(cfg, model).has_checkpoint()
+        ):
+            raise SystemExit("--eval-only needs MODEL.WEIGHTS (or --resume with a checkpoint)")
+        resume_or_load(_checkpointer(cfg, model), cfg.MODEL.WEIGHTS, resume=args.resume)
+        return do_test(cfg, model)
+    do_train(cfg, model, args.resume)
+    return None
+
+
+def _backend(args: argparse.Namespace) -> str:
+    """gloo when the config puts the model on the CPU, else NCCL where CUDA exists."""
+    cfg = get_cfg()
+    if args.config_file:
+        cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts or [])
+    return "gloo" if cfg.MODEL.DEVICE == "cpu" or not torch.cuda.is_available() else "nccl"
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+        backend=_backend(args),
+    )
