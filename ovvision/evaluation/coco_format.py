@@ -65,8 +65,9 @@ class COCOFormatEvaluator(DatasetEvaluator):
 
     Metrics are percentages (0-100, like detectron2); a metric with no ground truth to measure is
     NaN. Besides metrics, each task's dict holds counts: ``num_images``, ``max_dets_per_image``
-    (-1: no cap), ``num_dets_over_cap`` (detections the cap removed) and, with a class split,
-    ``num_classes_base`` / ``num_classes_novel`` (classes averaged) and ``num_classes_without_gt``.
+    (-1: no cap), ``num_dets_over_cap`` (detections the cap removed), ``num_classes_without_gt``
+    (classes left out of every class average) and, with a class split, ``num_classes_base`` /
+    ``num_classes_novel`` (the classes averaged in each).
 
     Args:
         gt_json: the COCO-format ground-truth json.
@@ -77,9 +78,9 @@ class COCOFormatEvaluator(DatasetEvaluator):
         base_classes, novel_classes: class names of the split; one may be None ("all others");
             both None: the categories' ``split`` fields, if any.
         max_dets_per_image: keep each image's highest-scoring detections up to this many (None:
-            no cap).
+            no cap; the COCO API still caps each image-and-class at 100).
         tasks: subset of ("bbox", "segm"); default: "bbox", plus "segm" when the predictions
-            have ``pred_masks``.
+            have ``pred_masks`` and every ground-truth annotation has a ``segmentation``.
         output_dir: where the main process writes the results file (None: not written).
 
     Subclasses define ``from_config(cls, cfg, dataset_name, output_dir=None)``, so that
@@ -144,6 +145,12 @@ class COCOFormatEvaluator(DatasetEvaluator):
             )
         if sorted(resolved.values()) != list(range(len(resolved))):
             raise ValueError("dataset_id_to_contiguous_id values must be 0..K-1, each once")
+        unpredictable = sorted(set(gt_names) - set(resolved))
+        if unpredictable:
+            logger.warning(
+                f"Categories {unpredictable} of {self._gt_json} have no contiguous id: the model "
+                f"cannot predict them, and they count with AP 0"
+            )
         return resolved
 
     def _validate_gt(self) -> None:
@@ -198,8 +205,12 @@ class COCOFormatEvaluator(DatasetEvaluator):
         if not image_ids:
             raise ValueError(f"No images were processed; nothing to evaluate on {self._gt_json}")
         results = [r for part in gathered for r in part[1]]
-        has_masks = any(part[3] for part in gathered)
-        tasks = self._tasks or (("bbox", "segm") if has_masks else ("bbox",))
+        tasks = self._tasks or ("bbox",)
+        if self._tasks is None and any(part[3] for part in gathered):
+            if self._gt_has_masks():
+                tasks = ("bbox", "segm")
+            else:
+                logger.warning(f"No segm evaluation: {self._gt_json} has annotations without masks")
         num_over_cap = sum(part[2] for part in gathered)
         return self._evaluate(results, tasks, image_ids, num_over_cap)
 
@@ -241,10 +252,12 @@ class COCOFormatEvaluator(DatasetEvaluator):
             path = os.path.join(self._output_dir, self.results_file_name)
             write_json_atomic(path, results)
             logger.info(f"Wrote {len(results)} detections to {path}")
+        cap = self._max_dets_per_image
+        removed_text = f"{info['num_dets_over_cap']} removed by the cap"
+        cap_text = f"at most {cap} per image ({removed_text})" if cap else "no per-image cap"
         logger.info(
             f"Evaluating {len(results)} detections on {info['num_images']} images of "
-            f"{self._gt_json}; at most {self._max_dets_per_image} per image "
-            f"({info['num_dets_over_cap']} removed by the cap)"
+            f"{self._gt_json}; {cap_text}"
         )
         metrics = {}
         for task in tasks:
@@ -270,13 +283,15 @@ class COCOFormatEvaluator(DatasetEvaluator):
         if unknown_cats:
             raise ValueError(f"Results have category ids {unknown_cats} that {self._gt_json} lacks")
 
+    def _gt_has_masks(self) -> bool:
+        return all(a.get("segmentation") for a in self._coco_gt.dataset["annotations"])
+
     def _check_task(self, task: str, results: list[COCOResult]) -> None:
         if task != "segm":
             return
-        anns = self._coco_gt.dataset["annotations"]
-        if any(not a.get("segmentation") for a in anns):
+        if not self._gt_has_masks():
             raise ValueError(
-                f"segm evaluation needs a 'segmentation' on every annotation of " f"{self._gt_json}"
+                f"segm evaluation needs a 'segmentation' on every annotation of {self._gt_json}"
             )
         if any("segmentation" not in r for r in results):
             raise ValueError("segm evaluation needs a 'segmentation' in every result")

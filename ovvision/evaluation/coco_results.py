@@ -120,9 +120,8 @@ def _encode_masks(
             f"image size), got shape {tuple(masks.shape)}"
         )
     masks = masks[keep].detach().cpu()
-    binary = masks if masks.dtype == torch.bool else masks >= 0.5
-    array = np.asfortranarray(binary.permute(1, 2, 0).numpy().astype(np.uint8))
-    rles = mask_util.encode(array)
+    binary = (masks if masks.dtype == torch.bool else masks >= 0.5).numpy().view(np.uint8)
+    rles = [mask_util.encode(np.asfortranarray(mask)) for mask in binary]
     for rle in rles:
         rle["counts"] = rle["counts"].decode("ascii")
     return rles

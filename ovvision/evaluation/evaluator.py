@@ -234,10 +234,11 @@ def inference_on_dataset(
 
     elapsed = time.perf_counter() - timer.start
     timed = max(timer.timed_iters, 1)
+    warmup = f" after {_WARMUP_ITERS} warm-up batches" if num_batches > _WARMUP_ITERS else ""
     logger.info(
         f"Total inference time: {datetime.timedelta(seconds=int(elapsed))} for {num_batches} "
-        f"batches ({timer.model / timed:.4f} s/iter of model time after {_WARMUP_ITERS} "
-        f"warm-up iterations, per process, {comm.get_world_size()} process(es))"
+        f"batches; model time {timer.model / timed:.4f} s/batch{warmup}, per process, "
+        f"{comm.get_world_size()} process(es)"
     )
     results = evaluator.evaluate()
     return results if results is not None else {}

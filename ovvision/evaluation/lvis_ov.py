@@ -72,6 +72,11 @@ class LVISOpenVocabEvaluator(COCOFormatEvaluator):
                 f"Fixed-AP LVIS evaluation: no per-image cap (max_dets_per_image="
                 f"{max_dets_per_image} ignored), at most {max_dets_per_class} detections per class"
             )
+        elif max_dets_per_image != 300:
+            logger.warning(
+                f"LVIS evaluation with {max_dets_per_image} detections per image; the standard "
+                f"protocol keeps 300 (set TEST.DETECTIONS_PER_IMAGE: 300 in LVIS configs)"
+            )
         self._fixed_ap = fixed_ap
         self._max_dets_per_class = max_dets_per_class
         super().__init__(

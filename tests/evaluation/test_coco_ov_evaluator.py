@@ -318,3 +318,15 @@ def test_built_from_config_and_a_registered_dataset(tmp_path):
     assert metrics == run_evaluator(explicit, gt, outputs) == run_evaluator(from_name, gt, outputs)
     assert metrics["bbox"]["max_dets_per_image"] == 2
     assert metrics["bbox"]["num_dets_over_cap"] > 0
+
+
+def test_box_only_ground_truth_skips_segm_unless_asked(tmp_path):
+    gt = make_coco_gt(8, num_images=4)
+    for ann in gt["annotations"]:
+        del ann["segmentation"]
+    gt_path = write_json(tmp_path / "gt.json", gt)
+    outputs = results_to_outputs(gt, make_predictions(gt, seed=8))  # with pred_masks
+    metrics = run_evaluator(COCOOpenVocabEvaluator(gt_json=gt_path), gt, outputs)
+    assert set(metrics) == {"bbox"}
+    with pytest.raises(ValueError, match="segmentation"):
+        run_evaluator(COCOOpenVocabEvaluator(gt_json=gt_path, tasks=["segm"]), gt, outputs)

@@ -20,6 +20,7 @@ from ovvision.evaluation import (
     inference_on_dataset,
     save_eval_results,
 )
+from ovvision.evaluation import evaluator as evaluator_module
 
 from ._fixtures import (
     inputs_of,
@@ -67,7 +68,8 @@ def batches(inputs, size):
     return [inputs[i : i + size] for i in range(0, len(inputs), size)]
 
 
-def test_runs_in_eval_mode_without_grad_and_restores_training(tmp_path, caplog):
+def test_runs_in_eval_mode_without_grad_and_restores_training(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(evaluator_module, "_PROGRESS_PERIOD_S", 0.0)  # a progress line per batch
     gt = make_coco_gt(0, num_images=7)
     model = LookupModel(results_to_outputs(gt, make_predictions(gt, seed=0)))
     model.train()
@@ -79,6 +81,7 @@ def test_runs_in_eval_mode_without_grad_and_restores_training(tmp_path, caplog):
     assert model.training
     assert first.resets == second.resets == 1
     assert "Total inference time" in caplog.text
+    assert "Inference done 4/4" in caplog.text and "ETA=0:00:00" in caplog.text
 
 
 def test_evaluators_with_the_same_key_raise():
@@ -98,6 +101,18 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _spawn_with_free_port(worker, nprocs, *args, attempts=3):
+    """mp.spawn on a free localhost port; another process may take the port between choosing
+    and binding it, so that case is retried with a new one."""
+    for attempt in range(attempts):
+        try:
+            mp.spawn(worker, args=(nprocs, _free_port(), *args), nprocs=nprocs, join=True)
+            return
+        except mp.ProcessRaisedException as e:
+            if "address already in use" not in str(e).lower() or attempt == attempts - 1:
+                raise
 
 
 def _evaluate_shards(gt_path, shards, output_dir):
@@ -141,7 +156,7 @@ def test_two_processes_equal_one_and_score_each_image_once(tmp_path):
     single = tmp_path / "single"
     _evaluate_shards(gt_path, inputs_of(gt), str(single))
 
-    mp.spawn(_worker, args=(2, _free_port(), gt_path, str(tmp_path)), nprocs=2, join=True)
+    _spawn_with_free_port(_worker, 2, gt_path, str(tmp_path))
 
     one, two = (
         read_json(single / "eval_results.json"),
