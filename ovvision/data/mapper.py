@@ -85,12 +85,8 @@ class DatasetMapper:
 
     @classmethod
     def from_config(cls, cfg: Any, is_train: bool = True) -> dict[str, Any]:
-        """Arguments from ``cfg.INPUT``, ``cfg.DATALOADER`` and ``cfg.MODEL.MASK_ON``.
-
-        ``MODEL.MASK_ON`` belongs to the model's config section; a config without it means no
-        masks.
-        """
-        mask_on = bool(cfg.MODEL.get("MASK_ON", False))
+        """Arguments from ``cfg.INPUT``, ``cfg.DATALOADER`` and ``cfg.MODEL.MASK_ON``."""
+        mask_on = cfg.MODEL.MASK_ON
         return {
             "is_train": is_train,
             "augmentations": build_augmentation(cfg, is_train),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 
@@ -13,9 +14,12 @@ from ovvision.data import (
     build_detection_test_loader,
     build_detection_train_loader,
     get_detection_dataset_dicts,
+    register_coco_ov_instances,
 )
+from ovvision.engine import launch
+from ovvision.utils import comm
 
-from ._helpers import write_image
+from ._helpers import write_image, write_json
 
 
 def _record(path: str, image_id: int, width: int, height: int, n_boxes: int) -> dict:
@@ -174,3 +178,38 @@ def test_test_loader_gives_each_image_once_and_skips_bad_files(toy, tmp_path, un
     )
     ids = [b[0]["image_id"] for b in build_detection_test_loader(cfg, broken)]
     assert ids == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+
+
+def _collect_test_ids(json_file: str, image_root: str, output: str) -> None:
+    """In each process: the image ids its test loader yields, gathered on rank 0."""
+    register_coco_ov_instances("ddp_fixture", json_file, image_root)
+    cfg = get_cfg()
+    cfg.INPUT.MIN_SIZE_TEST = 0
+    cfg.DATALOADER.NUM_WORKERS = 0
+    ids = [b[0]["image_id"] for b in build_detection_test_loader(cfg, "ddp_fixture")]
+    gathered = comm.all_gather(ids)
+    if comm.is_main_process():
+        with open(output, "w") as f:
+            json.dump(gathered, f)
+
+
+@pytest.mark.slow  # three spawned processes each import torch: slow on a busy machine
+def test_test_loader_shards_every_image_once_across_gloo_processes(tmp_path):
+    images = []
+    for i in range(1, 8):
+        write_image(str(tmp_path / f"{i}.png"), 12, 10, seed=i)
+        images.append({"id": i, "file_name": f"{i}.png", "height": 10, "width": 12})
+    json_file = write_json(
+        str(tmp_path / "instances.json"),
+        {"images": images, "annotations": [], "categories": [{"id": 1, "name": "thing"}]},
+    )
+    output = str(tmp_path / "ids.json")
+    launch(
+        _collect_test_ids,
+        num_gpus_per_machine=3,
+        args=(json_file, str(tmp_path), output),
+        backend="gloo",
+    )
+    with open(output) as f:
+        per_rank = json.load(f)
+    assert per_rank == [[1, 2, 3], [4, 5], [6, 7]]

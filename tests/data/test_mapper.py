@@ -167,9 +167,11 @@ def test_from_config(record):
     cfg.INPUT.MAX_SIZE_TRAIN = 1000
     cfg.INPUT.MIN_SIZE_TEST = 24
     cfg.INPUT.RANDOM_FLIP = "none"
-    train = DatasetMapper(cfg, is_train=True)(record)
-    assert train["image"].shape == (3, 96, 128)
-    assert train["instances"].has("gt_masks") == bool(cfg.MODEL.get("MASK_ON", False))
+    for mask_on in (False, True):
+        cfg.MODEL.MASK_ON = mask_on
+        train = DatasetMapper(cfg, is_train=True)(record)
+        assert train["image"].shape == (3, 96, 128)
+        assert train["instances"].has("gt_masks") == mask_on
     test = DatasetMapper(cfg, is_train=False)(record)
     assert test["image"].shape == (3, 24, 32) and "instances" not in test
     cfg.INPUT.LSJ.ENABLED = True
