@@ -254,3 +254,20 @@ def test_set_vocabulary_rejects_bad_input(tiny_model):
     with pytest.raises(ValueError, match="empty"):
         tiny_model.set_vocabulary([])
     assert tiny_model.class_names == CLASS_NAMES
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        (),
+        ("MODEL.CLIP_REGION_HEAD.LOSS", "sigmoid", "MODEL.CLIP_REGION_HEAD.USE_FED_LOSS", "True"),
+    ],
+    ids=["softmax", "sigmoid-federated"],
+)
+def test_every_trainable_parameter_gets_a_gradient_even_from_empty_images(overrides):
+    # DistributedDataParallel (without find_unused_parameters) needs this on every rank.
+    torch.manual_seed(0)
+    model = build_model(tiny_config(*overrides))
+    _losses(model, [make_item(seed=11), make_item(seed=12, height=48)])
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert missing == []

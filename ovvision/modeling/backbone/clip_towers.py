@@ -20,9 +20,6 @@ from torchvision.ops import roi_align
 
 from ovvision.modeling.text import create_text_encoder
 
-# Bilinear samples per side averaged into a ViT region embedding.
-_VIT_REGION_GRID = 4
-
 
 class ClipTower(nn.Module, ABC):
     """A frozen CLIP image tower; always in eval mode, never trained.
@@ -148,10 +145,10 @@ class ViTClipTower(ClipTower):
     ) -> torch.Tensor:
         tokens = features["vit"].permute(0, 2, 3, 1)
         dense = (self.visual.ln_post(tokens) @ self.visual.proj).permute(0, 3, 1, 2)
-        pooled = roi_align(
-            dense, boxes, _VIT_REGION_GRID, 1.0 / self.patch, sampling_ratio=0, aligned=True
-        )
-        return pooled.mean(dim=(2, 3))
+        # One output bin with adaptive sampling: about one bilinear sample per token inside the
+        # box, averaged (exactly CLIP's token average for a whole-image box).
+        pooled = roi_align(dense, boxes, 1, 1.0 / self.patch, sampling_ratio=0, aligned=True)
+        return pooled.flatten(1)
 
 
 def build_clip_tower(name: str, pretrained: str) -> ClipTower:

@@ -64,11 +64,14 @@ class ClipRegionHead(nn.Module):
         self.bbox_pred = nn.Linear(width, 4)
         nn.init.normal_(self.bbox_pred.weight, std=0.001)
         nn.init.zeros_(self.bbox_pred.bias)
-        self.background_embedding = nn.Parameter(F.normalize(torch.randn(embed_dim), dim=0))
         self.embed_dim = embed_dim
         self.temperature = temperature
         self.loss_type = loss_type
-        if loss_type == "sigmoid":
+        # Only parameters every step trains (DDP requires it): a background embedding for the
+        # softmax, a shared bias (prior) for the per-class sigmoids.
+        if loss_type == "softmax":
+            self.background_embedding = nn.Parameter(F.normalize(torch.randn(embed_dim), dim=0))
+        else:
             prior = -math.log((1 - sigmoid_prior_prob) / sigmoid_prior_prob)
             self.sigmoid_bias = nn.Parameter(torch.tensor(prior))
         self.federated = federated
@@ -114,15 +117,20 @@ class ClipRegionHead(nn.Module):
     ) -> torch.Tensor:
         """``Tensor[K, C + 1]``: scaled cosine with each class, background last.
 
+        With the sigmoid loss the classes share a learned bias and the background column is 0
+        (unused: background is "no class fires").
+
         Args:
             region_embeddings: ``Tensor[K, D]`` unit rows.
             class_embeddings: ``Tensor[C, D]`` unit rows (the vocabulary).
         """
-        weights = torch.cat([class_embeddings, F.normalize(self.background_embedding, dim=0)[None]])
-        logits = self.temperature * region_embeddings @ weights.t()
+        logits = self.temperature * region_embeddings @ class_embeddings.t()
         if self.loss_type == "sigmoid":
-            logits = logits + self.sigmoid_bias
-        return logits
+            return F.pad(logits + self.sigmoid_bias, (0, 1))
+        background = (
+            self.temperature * region_embeddings @ F.normalize(self.background_embedding, dim=0)
+        )
+        return torch.cat([logits, background[:, None]], dim=1)
 
     def class_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """``Tensor[K, C]`` per-class probabilities from :meth:`class_logits`' output."""

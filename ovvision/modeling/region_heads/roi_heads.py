@@ -343,6 +343,7 @@ class OpenVocabROIHeads(nn.Module):
             probs: ``Tensor[K, C]`` class probabilities.
             image_size: ``(h, w)`` of the (unpadded) input image.
         """
+        boxes, probs = boxes.float(), probs.float()
         valid = torch.isfinite(boxes).all(dim=1) & torch.isfinite(probs).all(dim=1)
         valid &= Boxes(boxes).nonempty(threshold=1e-2)
         boxes, probs = boxes[valid], probs[valid]
