@@ -183,6 +183,16 @@ _C.INPUT.LSJ.MIN_SCALE = 0.1  # smallest scale of the image relative to the canv
 _C.INPUT.LSJ.MAX_SCALE = 2.0  # largest scale of the image relative to the canvas
 
 # ---------------------------------------------------------------------------------------------
+# CLIP pretraining (tools/train_clip.py, ovvision.clip_pretraining)
+# ---------------------------------------------------------------------------------------------
+_C.CLIP = CN()
+_C.CLIP.AUGMENT = True  # jitter, flip and rotate object crops (scene pairs are never augmented)
+_C.CLIP.CROP_JITTER = 0.1  # max shift/scale of an object crop, as a fraction of its side
+_C.CLIP.MAX_LOGIT_SCALE = 100.0  # cap of the learned logit scale (inverse temperature)
+_C.CLIP.ZERO_SHOT_CONTEXT = 0.15  # margin around instance boxes cropped for zero-shot testing
+_C.CLIP.ZERO_SHOT_MAX_OBJECTS = 0  # test on at most this many objects, spread evenly (0 = all)
+
+# ---------------------------------------------------------------------------------------------
 # Misc
 # ---------------------------------------------------------------------------------------------
 _C.OUTPUT_DIR = "./output"  # where logs, config.yaml, metrics.jsonl and checkpoints go
