@@ -35,7 +35,8 @@ def _extensions() -> tuple[list, dict]:
     use_cuda = bool(cuda) and (
         torch.cuda.is_available() or os.environ.get("FORCE_CUDA", "0") == "1"
     )
-    cxx_flags = ["-O3", "-fopenmp", "-std=c++17"]
+    # torch >= 2.10 headers need C++20.
+    cxx_flags = ["-O3", "-fopenmp", "-std=c++20"]
     define_macros = []
     if use_cuda:
         define_macros.append(("WITH_CUDA", None))
