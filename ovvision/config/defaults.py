@@ -86,7 +86,7 @@ _C.MODEL.CLIP_REGION_HEAD.DISTILL_WEIGHT = 0.0  # ViLD L1 distillation to CLIP r
 _C.MODEL.CLIP_REGION_HEAD.DISTILL_REGIONS_PER_IMAGE = 32  # top proposals distilled per image
 _C.MODEL.REGION_CLIP = CN()
 _C.MODEL.REGION_CLIP.SOURCE = ""  # CLIP embeddings of boxes: "", "dense" (CLIP backbone), "crops"
-_C.MODEL.REGION_CLIP.CROP_SCALE = 1.0  # "crops": enlarge each box by this factor before cropping
+_C.MODEL.REGION_CLIP.CROP_SCALE = 1.0  # "crops": side of the square crop / longer side of the box
 _C.MODEL.REGION_CLIP.FUSION = False  # fuse detector and CLIP scores at inference (geometric mean)
 _C.MODEL.REGION_CLIP.TEMPERATURE = 100.0  # CLIP score = softmax(TEMPERATURE * cos) over classes
 _C.MODEL.REGION_CLIP.ALPHA_SEEN = 0.35  # CLIP score exponent for classes seen in training

@@ -24,6 +24,7 @@ from ovvision.modeling.region_heads import (
     fuse_scores,
 )
 from ovvision.modeling.region_heads.federated_loss import load_class_image_counts
+from ovvision.modeling.region_heads.region_clip import square_crop_boxes
 from ovvision.structures import Boxes, ImageList, Instances
 from ovvision.structures.vocabulary import Vocabulary
 
@@ -103,6 +104,9 @@ def test_timm_freeze_at_counts_feature_levels():
 def test_anchor_sizes_must_match_the_pyramid():
     cfg = tiny_config("MODEL.ANCHOR_GENERATOR.SIZES", "[[16], [32]]")
     with pytest.raises(ValueError, match="SIZES has 2 entries but the backbone has 3"):
+        build_proposal_generator(cfg, {"p2": 4, "p3": 8, "p4": 16}, 64)
+    cfg = tiny_config("MODEL.ANCHOR_GENERATOR.SIZES", "[[16, 24], [32], [64]]")
+    with pytest.raises(ValueError, match="same number of sizes x aspect ratios"):
         build_proposal_generator(cfg, {"p2": 4, "p3": 8, "p4": 16}, 64)
 
 
@@ -266,3 +270,14 @@ def test_paste_masks_follows_unrounded_boxes():
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (2, 5, 4, 7)
     assert torch.where(masks[1])[1].unique().tolist() == [0, 1, 2, 3]
     assert paste_masks(torch.zeros(0, 4, 4), torch.zeros(0, 4), (5, 6)).shape == (0, 5, 6)
+
+
+def test_square_crops_keep_context_and_stay_inside_the_image():
+    boxes = torch.tensor([[10.0, 20.0, 30.0, 60.0], [0.0, 0.0, 10.0, 4.0], [0.0, 0.0, 80.0, 40.0]])
+    squares = square_crop_boxes(boxes, 1.5, (64, 64))
+    sides = squares[:, 2:] - squares[:, :2]
+    assert torch.allclose(sides[:, 0], sides[:, 1])
+    assert sides[:, 0].tolist() == [60.0, 15.0, 120.0]
+    assert squares[0].tolist() == [0.0, 4.0, 60.0, 64.0]  # centred (20, 40), shifted inside
+    assert squares[1].tolist() == [0.0, 0.0, 15.0, 15.0]
+    assert squares[2].tolist() == [-20.0, -40.0, 100.0, 80.0]  # too large: stays centred

@@ -39,7 +39,13 @@ class RPN(nn.Module):
         sizes = _per_level(cfg.MODEL.ANCHOR_GENERATOR.SIZES, len(names), "SIZES")
         ratios = _per_level(cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS, len(names), "ASPECT_RATIOS")
         anchors = AnchorGenerator(sizes=sizes, aspect_ratios=ratios)
-        head = RPNHead(channels, anchors.num_anchors_per_location()[0], rcfg.HEAD_CONV_DEPTH)
+        per_location = set(anchors.num_anchors_per_location())
+        if len(per_location) != 1:
+            raise ValueError(
+                "MODEL.ANCHOR_GENERATOR: every level needs the same number of sizes x aspect "
+                f"ratios (one RPN head is shared by all levels); got {sizes} x {ratios}"
+            )
+        head = RPNHead(channels, per_location.pop(), rcfg.HEAD_CONV_DEPTH)
         rpn = RegionProposalNetwork(
             anchors,
             head,

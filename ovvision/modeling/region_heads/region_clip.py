@@ -1,8 +1,9 @@
 """CLIP image embeddings of boxes, for ViLD-style distillation and for score fusion at inference.
 
 Two sources: ``"dense"`` pools the frozen CLIP backbone's own features inside each box (F-VLM,
-nearly free), ``"crops"`` crops each box from the image, resizes it to CLIP's input size and runs
-the CLIP image tower on it (ViLD, works with any backbone but costs one tower pass per box).
+nearly free), ``"crops"`` cuts a square around each box from the image, resizes it to CLIP's
+input size and runs the CLIP image tower on it (ViLD; works with any backbone but costs one
+tower pass per box).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class RegionClipEmbedder(nn.Module):
         source: ``"dense"`` or ``"crops"`` (see the module docstring).
         pixel_mean, pixel_std: the detector's input normalisation (0-255 units), undone before
             applying CLIP's own for crops.
-        crop_scale: crops are enlarged around their centre by this factor (context, as ViLD).
+        crop_scale: side of the square crop around a box relative to its longer side.
         crop_batch_size: crops encoded per tower pass (bounds memory).
     """
 
@@ -79,9 +80,13 @@ class RegionClipEmbedder(nn.Module):
         return F.normalize(emb.float(), dim=-1)
 
     def _encode_crops(self, images: ImageList, boxes: list[torch.Tensor]) -> torch.Tensor:
+        squares = [
+            square_crop_boxes(b, self.crop_scale, size)
+            for b, size in zip(boxes, images.image_sizes)
+        ]
         crops = roi_align(
             images.tensor,
-            [_enlarge(b, self.crop_scale) for b in boxes],
+            squares,
             self.tower.image_size,
             spatial_scale=1.0,
             sampling_ratio=2,
@@ -93,12 +98,30 @@ class RegionClipEmbedder(nn.Module):
         )
 
 
-def _enlarge(boxes: torch.Tensor, scale: float) -> torch.Tensor:
-    if scale == 1.0:
-        return boxes
+def square_crop_boxes(
+    boxes: torch.Tensor, scale: float, image_size: tuple[int, int]
+) -> torch.Tensor:
+    """Square crops around boxes, as CLIP sees objects: undistorted, with some context.
+
+    The side is ``scale`` times the longer box side; the square is shifted to lie inside the
+    image where it fits (else it is centred on the box and the outside reads as padding).
+
+    Args:
+        boxes: ``Tensor[K, 4]`` (x1, y1, x2, y2).
+        scale: side of the square relative to the longer box side.
+        image_size: ``(h, w)`` of the image.
+
+    Returns:
+        ``Tensor[K, 4]`` square boxes.
+    """
+    h, w = image_size
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-    half = (boxes[:, 2:] - boxes[:, :2]) * (scale / 2)
-    return torch.cat([centre - half, centre + half], dim=1)
+    side = (boxes[:, 2:] - boxes[:, :2]).max(dim=1).values * scale
+    start = centre - side[:, None] / 2
+    limit = torch.tensor([w, h], dtype=boxes.dtype, device=boxes.device) - side[:, None]
+    fits = limit >= 0
+    start = torch.where(fits, torch.minimum(start.clamp(min=0), limit.clamp(min=0)), start)
+    return torch.cat([start, start + side[:, None]], dim=1)
 
 
 def clip_class_probs(
