@@ -330,3 +330,17 @@ def test_box_only_ground_truth_skips_segm_unless_asked(tmp_path):
     assert set(metrics) == {"bbox"}
     with pytest.raises(ValueError, match="segmentation"):
         run_evaluator(COCOOpenVocabEvaluator(gt_json=gt_path, tasks=["segm"]), gt, outputs)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_outputs_give_the_same_results_file(tmp_path):
+    gt = make_coco_gt(9, num_images=5)
+    gt_path = write_json(tmp_path / "gt.json", gt)
+    outputs = results_to_outputs(gt, make_predictions(gt, seed=9))
+    on_gpu = {k: {"instances": v["instances"].to("cuda")} for k, v in outputs.items()}
+    files = []
+    for name, outs in (("cpu", outputs), ("cuda", on_gpu)):
+        run_evaluator(COCOOpenVocabEvaluator(gt_json=gt_path, output_dir=tmp_path / name), gt, outs)
+        files.append((tmp_path / name / "coco_instances_results.json").read_bytes())
+    assert files[0] == files[1]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import traceback
 
 import pytest
@@ -97,22 +96,12 @@ def test_loader_without_length_and_no_evaluator():
     assert len(model.calls) == 3
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _spawn_with_free_port(worker, nprocs, *args, attempts=3):
-    """mp.spawn on a free localhost port; another process may take the port between choosing
-    and binding it, so that case is retried with a new one."""
-    for attempt in range(attempts):
-        try:
-            mp.spawn(worker, args=(nprocs, _free_port(), *args), nprocs=nprocs, join=True)
-            return
-        except mp.ProcessRaisedException as e:
-            if "address already in use" not in str(e).lower() or attempt == attempts - 1:
-                raise
+def _spawn_with_store(worker, nprocs, *args):
+    """mp.spawn with a TCPStore that this process hosts on a free localhost port (port 0: the OS
+    picks one, so no other process can take it first); hosting it here keeps it alive until every
+    worker has torn down its process group."""
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    mp.spawn(worker, args=(nprocs, store.port, *args), nprocs=nprocs, join=True)
 
 
 def _evaluate_shards(gt_path, shards, output_dir):
@@ -128,9 +117,8 @@ def _evaluate_shards(gt_path, shards, output_dir):
 
 
 def _worker(rank, world, port, gt_path, out_dir):
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
-    )
+    store = dist.TCPStore("127.0.0.1", port, is_master=False)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world)
     try:
         inputs = inputs_of(read_json(gt_path))
         _evaluate_shards(gt_path, inputs[rank::world], os.path.join(out_dir, "sharded"))
@@ -156,7 +144,7 @@ def test_two_processes_equal_one_and_score_each_image_once(tmp_path):
     single = tmp_path / "single"
     _evaluate_shards(gt_path, inputs_of(gt), str(single))
 
-    _spawn_with_free_port(_worker, 2, gt_path, str(tmp_path))
+    _spawn_with_store(_worker, 2, gt_path, str(tmp_path))
 
     one, two = (
         read_json(single / "eval_results.json"),
