@@ -72,6 +72,11 @@ def test_bad_names_and_weights_raise_clear_errors(tiny_checkpoint: Path, tmp_pat
         create_text_encoder(TINY, pretrained=tmp_path / "missing.pt")
     with pytest.raises(RuntimeError, match="tiny_clip.pt"):
         create_text_encoder("RN50", pretrained=tiny_checkpoint)  # weights of another architecture
+    engine_checkpoint = tmp_path / "model_final.pth"
+    torch.save({"model": torch.load(tiny_checkpoint, weights_only=True), "iteration": 9},
+               engine_checkpoint)  # fmt: skip
+    with pytest.raises(RuntimeError, match="engine checkpoints"):
+        create_text_encoder(TINY, pretrained=engine_checkpoint)
 
 
 def test_weights_id_identifies_the_weights(tiny_checkpoint: Path, tmp_path: Path) -> None:

@@ -249,6 +249,21 @@ def test_builtin_class_lists(tmp_path: Path) -> None:
     lvis = vocabulary_classes("lvis", annotation_json=str(lvis_json))
     assert lvis.names == ["acorn", "aerosol can"]
     assert lvis.is_novel == [True, False]
+    shapes = vocabulary_classes("ov_shapes")
+    assert len(shapes.names) == 24 and sum(shapes.is_novel) == 6
+    shapes_json = tmp_path / "shapes.json"
+    shapes_json.write_text(
+        json.dumps(
+            {
+                "categories": [
+                    {"id": 2, "name": "star", "split": "novel"},
+                    {"id": 1, "name": "circle", "split": "base"},
+                ]
+            }
+        )
+    )
+    shapes = vocabulary_classes("ov_shapes", annotation_json=str(shapes_json))
+    assert shapes.names == ["circle", "star"] and shapes.is_novel == [False, True]
     vocab_file = tmp_path / "classes.txt"
     vocab_file.write_text("# my classes\nsofa | couch\n\nteddy bear\n", encoding="utf-8")
     custom = vocabulary_classes("custom", custom=str(vocab_file))

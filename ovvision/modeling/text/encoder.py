@@ -104,8 +104,14 @@ def create_text_encoder(
     try:
         model = open_clip.create_model(name, pretrained=pretrained_str, device=device)
     except (RuntimeError, AssertionError, KeyError, ValueError) as e:  # open_clip raises all four
+        hint = (
+            " (ovvision engine checkpoints such as model_final.pth are not open_clip weights; "
+            "tools/train_clip.py writes those to OUTPUT_DIR/model_final.pt)"
+            if is_file
+            else ""
+        )
         raise RuntimeError(
-            f"could not load weights '{pretrained_str}' into text encoder '{name}': {e}"
+            f"could not load weights '{pretrained_str}' into text encoder '{name}': {e}{hint}"
         ) from e
     tokenizer = open_clip.get_tokenizer(name)
     return TextEncoder(model, tokenizer, name=name, pretrained=pretrained_str).eval()

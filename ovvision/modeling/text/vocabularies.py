@@ -6,9 +6,10 @@
 
 - ``coco``: the 80 COCO classes in category-id order (the list torchvision ships); none novel.
 - ``coco_ov``: the 65 classes of the open-vocabulary COCO split (Bansal et al. 2018, used by
-  OVR-CNN and Detic), 48 base + 17 novel, in category-id order.
+  OVR-CNN and Detic; lists from ``ovvision.data``), 48 base + 17 novel, in category-id order.
 - ``lvis``: the categories of the user's LVIS json, with their synonyms; rare ones are novel.
-- ``ov_shapes``: the categories of an OV-Shapes annotation json (base/novel as recorded there).
+- ``ov_shapes``: the categories of an OV-Shapes annotation json (base/novel as recorded there);
+  without a json, the generator's classes and default novel split.
 - ``custom``: a comma-separated string or a text file with one class per line; synonyms follow
   the name separated by ``|`` (``"sofa|couch, tv|television"``).
 """
@@ -23,13 +24,14 @@ import torch
 from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
 
 from ovvision.config import CfgNode
+from ovvision.data.datasets.coco_ov import COCO_OV_BASE_CLASSES, COCO_OV_NOVEL_CLASSES
+from ovvision.data.datasets.ov_shapes import DEFAULT_NOVEL_CLASSES, SHAPE_CLASSES
 from ovvision.structures.vocabulary import Vocabulary
 
 from .encoder import TextEncoder, create_text_encoder
 
 __all__ = [
     "BUILTIN_VOCABULARIES",
-    "COCO_OV_NOVEL",
     "ClassList",
     "build_vocabulary",
     "build_vocabulary_from_cfg",
@@ -39,21 +41,6 @@ __all__ = [
 ]
 
 BUILTIN_VOCABULARIES = ("coco", "coco_ov", "lvis", "ov_shapes", "custom")
-
-# The 17 novel classes of open-vocabulary COCO; its 48 base classes are listed below.
-COCO_OV_NOVEL = frozenset(
-    "airplane bus cat dog cow elephant umbrella tie snowboard skateboard cup knife cake couch "
-    "keyboard sink scissors".split()
-)
-COCO_OV_BASE = frozenset(
-    [
-        *"person bicycle car motorcycle train truck boat bench bird horse sheep bear zebra".split(),
-        *"giraffe backpack handbag suitcase frisbee skis kite surfboard bottle fork spoon".split(),
-        *"bowl banana apple sandwich orange broccoli carrot pizza donut chair bed toilet".split(),
-        *"tv laptop mouse remote microwave oven toaster refrigerator book clock vase".split(),
-        "toothbrush",
-    ]
-)
 
 
 @dataclass
@@ -140,16 +127,21 @@ def vocabulary_classes(name: str, *, custom: str = "", annotation_json: str = ""
     Args:
         name: one of :data:`BUILTIN_VOCABULARIES`.
         custom: for ``custom``: a comma-separated string or a text file.
-        annotation_json: for ``lvis`` / ``ov_shapes``: the annotation json with the categories.
+        annotation_json: for ``lvis`` (required) / ``ov_shapes`` (optional): the annotation json
+            with the categories.
     """
     if name == "coco":
         return ClassList(coco_class_names())
     if name == "coco_ov":
-        names = [n for n in coco_class_names() if n in COCO_OV_BASE | COCO_OV_NOVEL]
-        return ClassList(names, [], [n in COCO_OV_NOVEL for n in names])
+        split = set(COCO_OV_BASE_CLASSES) | set(COCO_OV_NOVEL_CLASSES)
+        names = [n for n in coco_class_names() if n in split]
+        return ClassList(names, [], [n in COCO_OV_NOVEL_CLASSES for n in names])
     if name == "lvis":
         return _lvis_classes(annotation_json)
     if name == "ov_shapes":
+        if not annotation_json:
+            names = list(SHAPE_CLASSES)
+            return ClassList(names, [], [n in DEFAULT_NOVEL_CLASSES for n in names])
         return _ov_shapes_classes(annotation_json)
     if name == "custom":
         if not custom.strip():
