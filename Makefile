@@ -50,8 +50,13 @@ quickstart: install
 	$(PY) tools/quickstart.py
 
 # Compile check of the CUDA kernels (they compile here but need a GPU to run).
+# With no GPU visible torch cannot pick an architecture: default to sm_90 (H100/H200).
 build-cuda: install
-	CUDA_HOME=$${CUDA_HOME:-/usr/local/cuda} FORCE_CUDA=1 $(PY) setup.py build_ext --build-temp build/cuda-tmp --build-lib build/cuda-lib
+	CUDA_HOME=$${CUDA_HOME:-/usr/local/cuda} FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$${TORCH_CUDA_ARCH_LIST:-9.0}" $(PY) setup.py build_ext --build-temp build/cuda-tmp --build-lib build/cuda-lib
+
+# ovvision's ops against torchvision on the same inputs, side by side (CPU; add ARGS="--device cuda").
+bench: install
+	$(PY) tools/benchmark_ops.py --json output/benchmark_ops.json $(ARGS)
 
 clean:
 	rm -rf build *.egg-info ovvision/_C*.so
