@@ -146,6 +146,14 @@ def test_bad_targets_raise_an_error_naming_the_image(tiny_model, change, message
     assert "bad_one.png" in str(info.value)
 
 
+def test_a_batch_mixing_images_with_and_without_masks_raises(tiny_model):
+    tiny_model.train()
+    with_masks = make_item(boxes=[[4, 6, 40, 30]], classes=[0], name="masked.png")
+    without = make_item(boxes=[[4, 6, 40, 30]], classes=[0], name="unmasked.png", with_masks=False)
+    with pytest.raises(ValueError, match="'unmasked.png'.*no 'gt_masks'"):
+        tiny_model([with_masks, without])
+
+
 def test_annotated_novel_class_raises_naming_the_image():
     torch.manual_seed(0)
     model = build_model(tiny_config())

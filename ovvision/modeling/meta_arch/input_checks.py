@@ -68,6 +68,17 @@ def check_targets(
     return inst
 
 
+def check_masks_everywhere_or_nowhere(batched_inputs: list[dict[str, Any]]) -> None:
+    """Raise, naming an image, if some items of a batch have ``gt_masks`` and others do not."""
+    has = [x["instances"].has("gt_masks") for x in batched_inputs]
+    if any(has) and not all(has):
+        i = has.index(False)
+        raise ValueError(
+            f"{image_name(batched_inputs[i], i)}: instances have no 'gt_masks' while other "
+            "images of the batch have them"
+        )
+
+
 def _check_classes(classes: Any, n: int, num_classes: int, seen: torch.Tensor, where: str) -> None:
     if not isinstance(classes, torch.Tensor) or classes.dtype != torch.int64 or classes.dim() != 1:
         raise ValueError(f"{where}: gt_classes must be an int64 Tensor[N]")

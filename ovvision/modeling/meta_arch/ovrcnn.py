@@ -17,7 +17,7 @@ from ovvision.structures import ImageList, Instances
 from ovvision.structures.vocabulary import Vocabulary
 
 from .build import META_ARCH_REGISTRY
-from .input_checks import check_image, check_targets
+from .input_checks import check_image, check_masks_everywhere_or_nowhere, check_targets
 from .vocabulary_source import NameEmbedder, initial_vocabulary, name_key
 
 
@@ -138,6 +138,7 @@ class OVRCNN(nn.Module):
             check_targets(x, i, num_classes, self.seen_classes).to(self.device)
             for i, x in enumerate(batched_inputs)
         ]
+        check_masks_everywhere_or_nowhere(batched_inputs)
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
         proposals, losses = self.proposal_generator(images, features, gt)
