@@ -51,7 +51,9 @@ def paste_masks(
     """Paste box-relative masks into full images.
 
     Each image pixel centre is mapped into its box and the mask is sampled bilinearly there
-    (zero outside the box), so masks line up with the exact, unrounded box.
+    (zero outside the box), so masks line up with the exact, unrounded box. (``ovvision.ops``'
+    ``paste_masks`` keeps torchvision's semantics instead, which truncate the padded box to
+    integers and can shift a mask by a pixel: noticeable on OV-Shapes' small objects.)
 
     Args:
         mask_probs: ``Tensor[N, M, M]`` probabilities.
