@@ -66,6 +66,8 @@ def instances_to_coco_results(
         TypeError/ValueError: naming the image, for a missing or malformed field, a non-finite
             score or box, or a predicted class the dataset lacks.
     """
+    if not instances.get_fields():  # an Instances with no fields: no detections
+        return [], 0
     for field in ("pred_boxes", "scores", "pred_classes"):
         if not instances.has(field):
             raise ValueError(f"Predictions for image_id {image_id} have no field '{field}'")

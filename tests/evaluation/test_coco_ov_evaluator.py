@@ -82,6 +82,22 @@ def test_zero_detections_give_zero_and_empty_results_file(tmp_path):
     assert (tmp_path / "out" / "coco_instances_results.json").read_text() == "[]"
 
 
+def test_outputs_without_fields_are_zero_detections_and_missing_fields_raise(tmp_path):
+    gt = make_coco_gt(5, num_images=3)
+    gt_path = write_json(tmp_path / "gt.json", gt)
+    bare = {img["id"]: Instances((img["height"], img["width"])) for img in gt["images"]}
+    metrics = run_evaluator(COCOOpenVocabEvaluator(gt_json=gt_path), gt, bare)
+    assert set(metrics) == {"bbox"} and metrics["bbox"]["AP"] == 0.0
+    image = gt["images"][0]
+    no_scores = Instances(
+        (image["height"], image["width"]),
+        pred_boxes=Boxes(torch.zeros(1, 4)),
+        pred_classes=torch.zeros(1, dtype=torch.int64),
+    )
+    with pytest.raises(ValueError, match=rf"image_id {image['id']} have no field 'scores'"):
+        COCOOpenVocabEvaluator(gt_json=gt_path).process(inputs_of(gt)[:1], [no_scores])
+
+
 def test_zero_detections_without_any_ground_truth_are_undefined_not_a_crash(tmp_path):
     gt = make_coco_gt(5, num_images=3, max_per_image=0)
     gt_path = write_json(tmp_path / "gt.json", gt)
