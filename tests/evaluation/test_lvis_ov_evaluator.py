@@ -177,3 +177,23 @@ def test_coco_json_is_rejected(tmp_path):
         del image["neg_category_ids"]
     with pytest.raises(ValueError, match="neg_category_ids"):
         LVISOpenVocabEvaluator(gt_json=write_json(tmp_path / "gt.json", gt))
+
+
+def test_built_from_config_and_a_registered_dataset(tmp_path):
+    from ovvision.config import get_cfg
+    from ovvision.data.catalog import MetadataCatalog
+    from ovvision.evaluation import build_evaluator
+
+    gt_path = _hand_made_lvis(tmp_path)
+    name = f"test_eval_lvis_ov_{tmp_path.name}"
+    MetadataCatalog.get(name).set(json_file=gt_path, evaluator_type="lvis_ov")
+    cfg = get_cfg()
+    cfg.TEST.LVIS_FIXED_AP = True
+    try:
+        evaluator = build_evaluator(cfg, name)
+    finally:
+        MetadataCatalog.remove(name)
+    assert isinstance(evaluator, LVISOpenVocabEvaluator)
+    metrics = evaluator.evaluate_results([TRUE_1, TRUE_3])["bbox"]
+    assert metrics["AP"] == pytest.approx(100.0)
+    assert (metrics["max_dets_per_image"], metrics["max_dets_per_class"]) == (-1, 10000)
