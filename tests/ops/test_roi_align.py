@@ -137,7 +137,7 @@ def test_results_do_not_depend_on_thread_count(config):
 def test_gradcheck_float64(path, layout, seed):
     g = torch.Generator().manual_seed(seed)
     # Three channels always take the planar path; five channels with many ROIs the blocked one
-    # (as does any channels-last input).
+    # (and a channels-last gradient always takes the blocked backward).
     shape, num_rois = ((1, 3, 6, 7), 2) if path == "planar" else ((2, 5, 5, 6), 6)
     x = in_layout(torch.rand(*shape, generator=g, dtype=torch.float64), layout)
     rois = random_rois(shape[0], shape[2], shape[3], num_rois, 1.0, g).double()

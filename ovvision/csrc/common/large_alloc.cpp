@@ -1,6 +1,7 @@
 #include "common/large_alloc.h"
 
-#include <ATen/Parallel.h>
+#include "common/parallel.h"
+
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
 #include <c10/core/MemoryFormat.h>
@@ -58,8 +59,10 @@ at::Tensor zeros_large(
   at::Tensor out = empty_large(sizes, options, memory_format);
   char* data = static_cast<char*>(out.data_ptr());
   const int64_t nbytes = static_cast<int64_t>(out.nbytes());
-  at::parallel_for(0, nbytes, int64_t(1) << 20, [&](int64_t begin, int64_t end) {
-    std::memset(data + begin, 0, static_cast<size_t>(end - begin));
+  parallel_workers(nbytes, int64_t(1) << 20, nbytes, [&](ChunkQueue& queue) {
+    for (int64_t begin, end; queue.pop(begin, end);) {
+      std::memset(data + begin, 0, static_cast<size_t>(end - begin));
+    }
   });
   return out;
 }

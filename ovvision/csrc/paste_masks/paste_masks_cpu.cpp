@@ -1,7 +1,6 @@
 // paste_masks on CPU: one fused pass that writes every output row once (zeros outside the
 // pasted box, the bilinear resize of the padded mask inside), parallel over rows of all masks.
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "common/large_alloc.h"
+#include "common/parallel.h"
 #include "common/stream_store.h"
 #include "paste_masks/paste_masks.h"
 
@@ -110,21 +110,24 @@ void paste_masks_kernel(
   const bool binary = threshold.has_value();
   const T thr = static_cast<T>(threshold.value_or(0.0));
   const bool stream = static_cast<int64_t>(out.nbytes()) >= kStreamBytes;
-  at::parallel_for(0, n_masks * height, 64, [&](int64_t begin, int64_t end) {
+  const int64_t rows = n_masks * height;
+  parallel_workers(rows, 16, rows * width, [&](ChunkQueue& queue) {
     PreparedMask<T> pm;
     std::vector<T> vrow;
     const std::unique_ptr<O[]> row(new O[width]);
     int64_t current = -1;
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t n = r / height;
-      if (n != current) {
-        prepare_mask(mask_data + n * mask_h * mask_w, mask_h, mask_w, padding, boxes + 4 * n,
-                     height, width, pm);
-        vrow.resize(pm.padded_w);
-        current = n;
+    for (int64_t begin, end; queue.pop(begin, end);) {
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t n = r / height;
+        if (n != current) {
+          prepare_mask(mask_data + n * mask_h * mask_w, mask_h, mask_w, padding, boxes + 4 * n,
+                       height, width, pm);
+          vrow.resize(pm.padded_w);
+          current = n;
+        }
+        paste_row(pm, r % height, width, thr, binary, vrow.data(), row.get());
+        copy_out(out_data + r * width, row.get(), width, stream);
       }
-      paste_row(pm, r % height, width, thr, binary, vrow.data(), row.get());
-      copy_out(out_data + r * width, row.get(), width, stream);
     }
     stream_fence();
   });

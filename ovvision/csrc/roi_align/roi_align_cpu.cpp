@@ -1,7 +1,6 @@
 // CPU entry points of roi_align: layout and dtype handling, the choice between the planar and
 // the channel-blocked kernels, and the CPU registrations.
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -9,6 +8,7 @@
 #include <array>
 
 #include "common/large_alloc.h"
+#include "common/parallel.h"
 #include "roi_align/roi_align.h"
 #include "roi_align/roi_align_cpu.h"
 
@@ -17,11 +17,14 @@ namespace ovvision {
 template <typename T>
 std::vector<RoiTaps<T>> build_roi_taps(const T* rois, T spatial_scale, const RoiAlignShape& s) {
   std::vector<RoiTaps<T>> taps(s.num_rois);
-  at::parallel_for(0, s.num_rois, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t k = begin; k < end; ++k) {
-      const RoiGeometry<T> g = roi_geometry(
-          rois + 5 * k, spatial_scale, s.aligned, s.pooled_h, s.pooled_w, s.sampling_ratio);
-      taps[k].build(g, s.pooled_h, s.pooled_w, s.height, s.width);
+  const int64_t work = s.num_rois * (s.pooled_h + s.pooled_w) * 64;
+  parallel_workers(s.num_rois, 16, work, [&](ChunkQueue& queue) {
+    for (int64_t begin, end; queue.pop(begin, end);) {
+      for (int64_t k = begin; k < end; ++k) {
+        const RoiGeometry<T> g = roi_geometry(
+            rois + 5 * k, spatial_scale, s.aligned, s.pooled_h, s.pooled_w, s.sampling_ratio);
+        taps[k].build(g, s.pooled_h, s.pooled_w, s.height, s.width);
+      }
     }
   });
   return taps;
@@ -82,7 +85,7 @@ at::Tensor roi_align_forward_cpu(
   if (out.numel() == 0) {
     return out;
   }
-  const bool blocked = output_cl || prefer_blocked(shape);
+  const bool blocked = prefer_blocked(shape);
   const at::Tensor in = input.contiguous(format_of(output_cl));
   const at::ScalarType type = compute_type(input.scalar_type());
   const at::Tensor r = checked_rois(rois, type, shape.batch);

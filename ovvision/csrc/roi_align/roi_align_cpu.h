@@ -24,13 +24,6 @@ struct RoiAlignShape {
 template <typename T>
 constexpr int64_t kChannelBlock = kLineElems<T>;
 
-// Grain for at::parallel_for over `tasks` tasks of about `work` multiply-adds each: all in one
-// thread when the whole job is too small to pay for waking the others.
-inline int64_t grain_for(int64_t tasks, int64_t work) {
-  constexpr int64_t kMinParallelWork = int64_t(1) << 17;
-  return tasks * work < kMinParallelWork ? std::max<int64_t>(tasks, 1) : 1;
-}
-
 // Multiply-adds of one channel of one ROI, assuming about (grid + 1)^2 taps per bin.
 inline int64_t roi_channel_work(const RoiAlignShape& s) {
   const int64_t grid = s.sampling_ratio > 0 ? s.sampling_ratio : 2;
@@ -73,7 +66,8 @@ struct RoiAlignBackwardArgs {
   bool channels_last;
 };
 
-// Per (ROI, channel): scalar gathers from an NCHW map. Best for few ROIs on a large map.
+// Per (ROI, channel): scalar gathers from an NCHW or channels-last map. Best for few ROIs on
+// a large map.
 template <typename S, typename T>
 void roi_align_forward_planar(
     const RoiAlignForwardArgs<S>& args, const std::vector<RoiTaps<T>>& taps,

@@ -1,6 +1,5 @@
-// roi_align backward on CPU without atomics: at::parallel_for hands each thread disjoint
-// channels, and every thread walks all ROIs scattering into its own channels only.
-#include <ATen/Parallel.h>
+// roi_align backward on CPU without atomics: each worker takes whole channels (or channel
+// blocks) and walks all ROIs scattering into those channels only.
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
@@ -9,6 +8,7 @@
 #include <memory>
 
 #include "common/cpu_isa.h"
+#include "common/parallel.h"
 #include "common/stream_store.h"
 #include "common/vec.h"
 #include "roi_align/roi_align_cpu.h"
@@ -149,21 +149,22 @@ void roi_align_backward_planar(
   const int64_t C = s.channels;
   const int64_t plane = s.height * s.width;
   const int64_t* st = a.grad_strides;
-  const int64_t grain = grain_for(C, s.num_rois * roi_channel_work(s));
-  at::parallel_for(0, C, grain, [&](int64_t c_begin, int64_t c_end) {
-    for (int64_t k = 0; k < s.num_rois; ++k) {
-      const RoiTaps<T>& t = taps[k];
-      for (int64_t c = c_begin; c < c_end; ++c) {
-        T* img = a.grad_input + (t.batch * C + c) * plane;
-        const T* grad = a.grad + k * st[0] + c * st[1];
-        for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
-          for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
-            const T g = grad[ph * st[2] + pw * st[3]];
-            for (int64_t iy = t.rows.begin[ph]; iy < t.rows.begin[ph + 1]; ++iy) {
-              T* row = img + t.rows.index[iy] * s.width;
-              const T wg = t.rows.weight[iy] * g;
-              for (int64_t ix = t.cols.begin[pw]; ix < t.cols.begin[pw + 1]; ++ix) {
-                row[t.cols.index[ix]] += wg * t.cols.weight[ix];
+  parallel_workers(C, 1, C * s.num_rois * roi_channel_work(s), [&](ChunkQueue& queue) {
+    for (int64_t c_begin, c_end; queue.pop(c_begin, c_end);) {
+      for (int64_t k = 0; k < s.num_rois; ++k) {
+        const RoiTaps<T>& t = taps[k];
+        for (int64_t c = c_begin; c < c_end; ++c) {
+          T* img = a.grad_input + (t.batch * C + c) * plane;
+          const T* grad = a.grad + k * st[0] + c * st[1];
+          for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
+            for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
+              const T g = grad[ph * st[2] + pw * st[3]];
+              for (int64_t iy = t.rows.begin[ph]; iy < t.rows.begin[ph + 1]; ++iy) {
+                T* row = img + t.rows.index[iy] * s.width;
+                const T wg = t.rows.weight[iy] * g;
+                for (int64_t ix = t.cols.begin[pw]; ix < t.cols.begin[pw + 1]; ++ix) {
+                  row[t.cols.index[ix]] += wg * t.cols.weight[ix];
+                }
               }
             }
           }
@@ -185,12 +186,12 @@ void roi_align_backward_blocked(
   const TransposeFn<T> transpose = select_transpose<T>();
   const std::vector<int64_t> order = locality_order(taps);
   const bool stream = s.batch * s.channels * hw * sizeof(S) >= kStreamBytes;
-  const int64_t work = s.num_rois * B * roi_channel_work(s) + tile_size;
-  at::parallel_for(0, blocks, grain_for(blocks, work), [&](int64_t begin, int64_t end) {
+  const int64_t work = blocks * (s.num_rois * B * roi_channel_work(s) + tile_size);
+  parallel_workers(blocks, 1, work, [&](ChunkQueue& queue) {
     const std::unique_ptr<T[]> tile(new T[tile_size]);
     const std::unique_ptr<T[]> grad_bins(new T[s.pooled_h * s.pooled_w * B]);
     const std::unique_ptr<T[]> staging(new T[kDrainSpan * B]);
-    for (int64_t block = begin; block < end; ++block) {
+    for (int64_t block, block_end; queue.pop(block, block_end);) {
       const int64_t c0 = block * B;
       const int64_t cb = std::min(B, s.channels - c0);
       std::memset(tile.get(), 0, tile_size * sizeof(T));

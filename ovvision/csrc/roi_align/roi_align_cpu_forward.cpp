@@ -1,13 +1,15 @@
 // roi_align forward on CPU: a planar kernel for few ROIs and a channel-blocked kernel (vector
 // FMAs over a cache line of channels, L2-resident tile per block) for everything else.
-#include <ATen/Parallel.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
 #include <algorithm>
+#include <array>
 #include <memory>
 
 #include "common/cpu_isa.h"
+#include "common/large_alloc.h"
+#include "common/parallel.h"
 #include "common/stream_store.h"
 #include "common/vec.h"
 #include "roi_align/roi_align_cpu.h"
@@ -142,31 +144,54 @@ ForwardRoiFn<T> select_forward_roi() {
   return forward_roi_base<T>;
 }
 
-// tile (N, H, W, B) <- channels [c0, c0 + cb) of the input, zero beyond cb.
+// tile (N, H, W, B) <- channels [c0, c0 + cb) of an NCHW input, zero beyond cb.
 template <typename S, typename T>
 void fill_tile(
     const RoiAlignForwardArgs<S>& a, const RoiAlignShape& s, int64_t c0, int64_t cb, T* tile,
     TransposeFn<T> transpose) {
   constexpr int64_t B = kChannelBlock<T>;
-  const int64_t C = s.channels;
   const int64_t hw = s.height * s.width;
-  if (a.input_channels_last) {
-    for (int64_t p = 0; p < s.batch * hw; ++p) {
-      const S* src = a.input + p * C + c0;
-      __builtin_prefetch(src + 64 * C, 0, 2);
-      for (int64_t j = 0; j < cb; ++j) {
-        tile[p * B + j] = static_cast<T>(src[j]);
-      }
-    }
-  } else {
-    for (int64_t n = 0; n < s.batch; ++n) {
-      const S* src = a.input + (n * C + c0) * hw;
-      transpose_rect(src, hw, cb, hw, tile + n * hw * B, B, transpose);
-    }
+  for (int64_t n = 0; n < s.batch; ++n) {
+    const S* src = a.input + (n * s.channels + c0) * hw;
+    transpose_rect(src, hw, cb, hw, tile + n * hw * B, B, transpose);
   }
   for (int64_t p = 0; cb < B && p < s.batch * hw; ++p) {
     std::fill(tile + p * B + cb, tile + (p + 1) * B, T(0));
   }
+}
+
+// blocked (blocks, N, H, W, B) <- a channels-last input, in one pass over its pixels. Filling
+// tiles block by block would read 64 bytes per pixel at a stride of C elements, which runs at
+// memory latency instead of bandwidth.
+template <typename S, typename T>
+at::Tensor block_channels_last(const RoiAlignForwardArgs<S>& a, const RoiAlignShape& s) {
+  constexpr int64_t B = kChannelBlock<T>;
+  const int64_t C = s.channels;
+  const int64_t blocks = (C + B - 1) / B;
+  const int64_t pixels = s.batch * s.height * s.width;
+  const std::array<int64_t, 1> size{blocks * pixels * B};
+  at::Tensor blocked = empty_large(
+      size, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value),
+      at::MemoryFormat::Contiguous);
+  T* out = blocked.data_ptr<T>();
+  parallel_workers(pixels, 256, pixels * C, [&](ChunkQueue& queue) {
+    for (int64_t begin, end; queue.pop(begin, end);) {
+      for (int64_t p = begin; p < end; ++p) {
+        for (int64_t b = 0; b < blocks; ++b) {
+          const int64_t cb = std::min(B, C - b * B);
+          T* dst = out + (b * pixels + p) * B;
+          if (cb == B) {
+            copy_out(dst, a.input + p * C + b * B, B, /*stream=*/true);
+          } else {
+            std::fill(dst, dst + B, T(0));
+            copy_out(dst, a.input + p * C + b * B, cb, /*stream=*/false);
+          }
+        }
+      }
+    }
+    stream_fence();
+  });
+  return blocked;
 }
 
 // Writes channels [c0, c0 + cb) of ROI k from bins (PH * PW, B). For NCHW the block's
@@ -196,15 +221,26 @@ void roi_align_forward_planar(
   const int64_t C = s.channels;
   const int64_t nbins = s.pooled_h * s.pooled_w;
   const int64_t plane = s.height * s.width;
-  const int64_t grain = grain_for(s.num_rois * C, roi_channel_work(s));
-  at::parallel_for(0, s.num_rois * C, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t u = begin; u < end; ++u) {
-      const RoiTaps<T>& t = taps[u / C];
-      const S* img = a.input + (t.batch * C + u % C) * plane;
-      S* out = a.output + u * nbins;
-      for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
-        for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
-          out[ph * s.pooled_w + pw] = static_cast<S>(bin_scalar(img, s.width, 1, t, ph, pw));
+  // Element strides of a channel and of a pixel in the input, of a channel and of a bin in
+  // the output, for NCHW or channels-last.
+  const int64_t in_channel = a.input_channels_last ? 1 : plane;
+  const int64_t in_pixel = a.input_channels_last ? C : 1;
+  const int64_t out_channel = a.output_channels_last ? 1 : nbins;
+  const int64_t out_bin = a.output_channels_last ? C : 1;
+  const int64_t units = s.num_rois * C;  // one (ROI, channel) pair each
+  parallel_workers(units, 32, units * roi_channel_work(s), [&](ChunkQueue& queue) {
+    for (int64_t begin, end; queue.pop(begin, end);) {
+      for (int64_t u = begin; u < end; ++u) {
+        const int64_t k = u / C;
+        const int64_t c = u % C;
+        const RoiTaps<T>& t = taps[k];
+        const S* img = a.input + t.batch * C * plane + c * in_channel;
+        S* out = a.output + k * C * nbins + c * out_channel;
+        for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
+          for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
+            const T v = bin_scalar(img, s.width, in_pixel, t, ph, pw);
+            out[(ph * s.pooled_w + pw) * out_bin] = static_cast<S>(v);
+          }
         }
       }
     }
@@ -217,33 +253,39 @@ void roi_align_forward_blocked(
     const RoiAlignShape& s) {
   constexpr int64_t B = kChannelBlock<T>;
   const int64_t blocks = (s.channels + B - 1) / B;
-  // With fewer blocks than threads, a block's ROIs are split into chunks too.
+  // Tasks are (block, chunk of ROIs), block-major; blocks are split into chunks only when
+  // there are too few of them to keep every thread busy.
   const int64_t chunks = std::clamp<int64_t>(
-      (2 * at::get_num_threads() + blocks - 1) / blocks, 1, std::max<int64_t>(s.num_rois, 1));
+      (4 * at::get_num_threads() + blocks - 1) / blocks, 1, std::max<int64_t>(s.num_rois, 1));
   const int64_t tile_size = s.batch * s.height * s.width * B;
   const ForwardRoiFn<T> forward_roi_fn = select_forward_roi<T>();
   const TransposeFn<T> transpose = select_transpose<T>();
   const std::vector<int64_t> order = locality_order(taps);
   const bool stream = s.num_rois * s.channels * s.pooled_h * s.pooled_w * sizeof(S) >= kStreamBytes;
-  const int64_t work = s.num_rois / chunks * B * roi_channel_work(s) + tile_size;
-  at::parallel_for(0, blocks * chunks, grain_for(blocks * chunks, work), [&](int64_t begin, int64_t end) {
-    const std::unique_ptr<T[]> tile(new T[tile_size]);
+  const int64_t work = blocks * (s.num_rois * B * roi_channel_work(s) + tile_size);
+  const at::Tensor blocked =
+      a.input_channels_last ? block_channels_last<S, T>(a, s) : at::Tensor();
+  parallel_workers(blocks * chunks, 1, work, [&](ChunkQueue& queue) {
+    const std::unique_ptr<T[]> own_tile(a.input_channels_last ? nullptr : new T[tile_size]);
     const std::unique_ptr<T[]> bins(new T[s.pooled_h * s.pooled_w * B]);
     const std::unique_ptr<T[]> staging(new T[s.pooled_h * s.pooled_w * B]);
     int64_t filled = -1;
-    for (int64_t task = begin; task < end; ++task) {
+    for (int64_t task, task_end; queue.pop(task, task_end);) {
       const int64_t block = task / chunks;
       const int64_t chunk = task % chunks;
       const int64_t c0 = block * B;
       const int64_t cb = std::min(B, s.channels - c0);
-      if (block != filled) {
-        fill_tile(a, s, c0, cb, tile.get(), transpose);
+      const T* tile = own_tile.get();
+      if (a.input_channels_last) {
+        tile = blocked.data_ptr<T>() + block * tile_size;
+      } else if (block != filled) {
+        fill_tile(a, s, c0, cb, own_tile.get(), transpose);
         filled = block;
       }
       const int64_t k1 = s.num_rois * (chunk + 1) / chunks;
       for (int64_t i = s.num_rois * chunk / chunks; i < k1; ++i) {
         const int64_t k = order[i];
-        const T* img = tile.get() + taps[k].batch * s.height * s.width * B;
+        const T* img = tile + taps[k].batch * s.height * s.width * B;
         forward_roi_fn(img, taps[k], s.width, bins.get());
         write_bins(bins.get(), a, s, k, c0, cb, transpose, staging.get(), stream);
       }
