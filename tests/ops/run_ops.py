@@ -1,9 +1,10 @@
 """Runs every op on saved inputs in a fresh process (see test_extension.py).
 
-Usage: python -m tests.ops.run_ops INPUTS OUTPUTS [--without-extension]
+Usage: python -m tests.ops.run_ops INPUTS OUTPUTS [--without-extension | --broken-extension]
 
 With --without-extension, ``ovvision._C`` is made unimportable first, as in an install where
-the extension was never built. OVVISION_CPU_ISA in the environment picks the kernel copy.
+the extension was never built; with --broken-extension it exists but fails to load. The
+environment variable OVVISION_CPU_ISA picks the kernel copy.
 """
 
 from __future__ import annotations
@@ -29,7 +30,18 @@ def run_ops(data: dict) -> dict:
     return results
 
 
+class _BrokenExtension:
+    """Meta-path finder under which ovvision._C exists but fails to load (an ABI mismatch)."""
+
+    @staticmethod
+    def find_spec(name: str, path: object = None, target: object = None) -> None:
+        if name == "ovvision._C":
+            raise ImportError("ovvision/_C.so: undefined symbol: _ZN3c10 (simulated)")
+
+
 if __name__ == "__main__":
     if "--without-extension" in sys.argv:
         sys.modules["ovvision._C"] = None  # import of ovvision._C now fails as if never built
+    if "--broken-extension" in sys.argv:
+        sys.meta_path.insert(0, _BrokenExtension())
     torch.save(run_ops(torch.load(sys.argv[1])), sys.argv[2])

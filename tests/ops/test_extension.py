@@ -39,9 +39,12 @@ def _inputs() -> dict:
     }
 
 
-def _in_fresh_process(tmp_path: Path, data: dict, *flags: str, env: dict | None = None) -> dict:
+def _in_fresh_process(
+    tmp_path: Path, data: dict, *flags: str, env: dict | None = None
+) -> tuple[dict, str]:
+    """(results of run_ops in a new interpreter, its stderr)."""
     torch.save(data, tmp_path / "inputs.pt")
-    subprocess.run(
+    done = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -54,8 +57,10 @@ def _in_fresh_process(tmp_path: Path, data: dict, *flags: str, env: dict | None 
         cwd=REPO,
         env={**os.environ, **(env or {})},
         timeout=300,
+        capture_output=True,
+        text=True,
     )
-    return torch.load(tmp_path / "results.pt")
+    return torch.load(tmp_path / "results.pt"), done.stderr
 
 
 def _assert_same_results(ours: dict, theirs: dict, atol: float) -> None:
@@ -65,10 +70,13 @@ def _assert_same_results(ours: dict, theirs: dict, atol: float) -> None:
         torch.testing.assert_close(theirs[key], value, atol=atol, rtol=0, msg=key)
 
 
-def test_without_the_extension_every_op_falls_back(tmp_path):
+@pytest.mark.parametrize("flag", ["--without-extension", "--broken-extension"])
+def test_without_a_loadable_extension_every_op_falls_back(tmp_path, flag):
     data = _inputs()
-    fallback = _in_fresh_process(tmp_path, data, "--without-extension")
+    fallback, stderr = _in_fresh_process(tmp_path, data, flag)
     assert fallback["has_ops"] is False and fallback["cpu_isa"] == "none"
+    # A missing extension is a supported install; one that fails to load is worth a warning.
+    assert ("exists but failed to load" in stderr) == (flag == "--broken-extension")
     _assert_same_results(run_ops(data), fallback, atol=1e-5)
 
 
@@ -77,7 +85,7 @@ def test_without_the_extension_every_op_falls_back(tmp_path):
 def test_every_kernel_copy_gives_the_same_results(tmp_path, isa):
     data = _inputs()
     local = run_ops(data)
-    other = _in_fresh_process(tmp_path, data, env={"OVVISION_CPU_ISA": isa})
+    other, _ = _in_fresh_process(tmp_path, data, env={"OVVISION_CPU_ISA": isa})
     if local["cpu_isa"] == "base" or (isa == "avx2" and local["cpu_isa"] == "avx2"):
         pytest.skip(f"this CPU runs {local['cpu_isa']}: nothing else to compare with")
     assert other["cpu_isa"] == isa
