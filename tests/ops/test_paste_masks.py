@@ -128,6 +128,11 @@ def test_reference_fallback_matches_the_kernel():
         (torch.zeros(2, 1, 28, 28), torch.zeros(2, 5), r"`boxes` must have shape \(N, 4\)"),
         (torch.zeros(2, 1, 28, 28, dtype=torch.long), torch.zeros(2, 4), "`masks` must be a float"),
         (torch.zeros(2, 1, 0, 28), torch.zeros(2, 4), "`masks` must not be empty"),
+        (
+            torch.zeros(2, 1, 28, 28),
+            torch.tensor([[0, 0, 5, 5], [0, 0, float("nan"), 3]]),
+            "`boxes` must be finite",
+        ),
     ],
 )
 def test_bad_arguments_raise_naming_the_argument(masks, boxes, match):

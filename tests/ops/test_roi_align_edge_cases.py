@@ -85,6 +85,18 @@ def test_boxes_partly_and_fully_outside_the_map(layout, aligned):
     assert not grad.any()
 
 
+@pytest.mark.parametrize("sampling_ratio", [-1, 2])
+def test_non_finite_boxes_pool_nothing(sampling_ratio):
+    x = _map(5)
+    inf, nan = float("inf"), float("nan")
+    rois = torch.tensor(
+        [[0, 0.0, 0.0, inf, 5.0], [1, nan, 1.0, 4.0, 4.0], [0, -inf, -inf, inf, inf]]
+    )
+    out = roi_align(x, rois, (2, 2), 1.0, sampling_ratio, True)
+    assert out.shape == (3, 6, 2, 2)
+    assert torch.isfinite(out).all()
+
+
 def test_rois_of_another_float_dtype_and_list_format():
     x = _map(2)
     rois = random_rois(2, 9, 10, 7, 1.0, torch.Generator().manual_seed(2))

@@ -1,4 +1,6 @@
 #include <ATen/TensorOperators.h>
+#include <ATen/ops/all.h>
+#include <ATen/ops/isfinite.h>
 #include <ATen/ops/stack.h>
 #include <c10/util/Exception.h>
 
@@ -31,6 +33,9 @@ void check_paste_masks_args(
   TORCH_CHECK(
       masks.size(0) == 0 || (masks.size(2) > 0 && masks.size(3) > 0),
       "ovvision::paste_masks: `masks` must not be empty, got shape ", masks.sizes());
+  TORCH_CHECK(
+      boxes.numel() == 0 || at::isfinite(boxes).all().item<bool>(),
+      "ovvision::paste_masks: `boxes` must be finite");
   TORCH_CHECK(
       height >= 0 && width >= 0, "ovvision::paste_masks: `height` and `width` must be "
       "non-negative, got ", height, " and ", width);

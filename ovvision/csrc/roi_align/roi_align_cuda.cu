@@ -61,6 +61,12 @@ struct Bin {
   A count;
 };
 
+// ceil(bin size) samples; none for empty, negative or non-finite bins.
+template <typename A>
+__device__ inline int64_t adaptive_grid(A bin_size) {
+  return (isfinite(bin_size) && bin_size > 0) ? static_cast<int64_t>(ceil(bin_size)) : 0;
+}
+
 template <typename A>
 __device__ inline Bin<A> bin_of(const A* roi, A spatial_scale, const Dims& d) {
   Bin<A> b;
@@ -75,10 +81,8 @@ __device__ inline Bin<A> bin_of(const A* roi, A spatial_scale, const Dims& d) {
   }
   b.bin_h = roi_h / static_cast<A>(d.pooled_h);
   b.bin_w = roi_w / static_cast<A>(d.pooled_w);
-  b.grid_h = d.sampling_ratio > 0 ? d.sampling_ratio
-                                  : (b.bin_h > 0 ? static_cast<int64_t>(ceil(b.bin_h)) : 0);
-  b.grid_w = d.sampling_ratio > 0 ? d.sampling_ratio
-                                  : (b.bin_w > 0 ? static_cast<int64_t>(ceil(b.bin_w)) : 0);
+  b.grid_h = d.sampling_ratio > 0 ? d.sampling_ratio : adaptive_grid(b.bin_h);
+  b.grid_w = d.sampling_ratio > 0 ? d.sampling_ratio : adaptive_grid(b.bin_w);
   const int64_t samples = b.grid_h * b.grid_w;
   b.count = static_cast<A>(samples > 0 ? samples : 1);
   return b;
