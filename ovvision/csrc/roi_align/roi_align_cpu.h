@@ -34,20 +34,32 @@ inline int64_t roi_channel_work(const RoiAlignShape& s) {
 template <typename T>
 std::vector<RoiTaps<T>> build_roi_taps(const T* rois, T spatial_scale, const RoiAlignShape& s);
 
-// ROI indices ordered by image, then top row, then left column: consecutive ROIs then touch
-// nearby pixels, so a tile's working set stays in cache.
+// The order in which the blocked kernels visit ROIs: by image, then top row, then left
+// column, so that consecutive ROIs touch nearby pixels of a tile. The ROIs of image n are
+// order[image_begin[n] : image_begin[n + 1]].
+struct RoiSchedule {
+  std::vector<int64_t> order;
+  std::vector<int64_t> image_begin;
+};
+
 template <typename T>
-std::vector<int64_t> locality_order(const std::vector<RoiTaps<T>>& taps) {
-  std::vector<int64_t> order(taps.size());
-  std::iota(order.begin(), order.end(), int64_t(0));
+RoiSchedule schedule_rois(const std::vector<RoiTaps<T>>& taps, int64_t batch) {
+  RoiSchedule s;
+  s.order.resize(taps.size());
+  std::iota(s.order.begin(), s.order.end(), int64_t(0));
   const auto key = [&](int64_t k) {
     const RoiTaps<T>& t = taps[k];
     return std::make_tuple(
         t.batch, t.rows.index.empty() ? int64_t(-1) : t.rows.index[0],
         t.cols.index.empty() ? int64_t(-1) : t.cols.index[0]);
   };
-  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return key(a) < key(b); });
-  return order;
+  std::sort(s.order.begin(), s.order.end(), [&](int64_t a, int64_t b) { return key(a) < key(b); });
+  s.image_begin.assign(batch + 1, 0);
+  for (const RoiTaps<T>& t : taps) {
+    ++s.image_begin[t.batch + 1];
+  }
+  std::partial_sum(s.image_begin.begin(), s.image_begin.end(), s.image_begin.begin());
+  return s;
 }
 
 template <typename S>
@@ -73,8 +85,8 @@ void roi_align_forward_planar(
     const RoiAlignForwardArgs<S>& args, const std::vector<RoiTaps<T>>& taps,
     const RoiAlignShape& s);
 
-// Per channel block: the block of the map is copied into a (N, H, W, block) tile that stays in
-// L2, then every ROI is pooled from it with vector FMAs over the block.
+// Per (channel block, image): that part of the map is copied into an (H, W, block) tile that
+// stays in L2, then every ROI of the image is pooled from it with vector FMAs over the block.
 template <typename S, typename T>
 void roi_align_forward_blocked(
     const RoiAlignForwardArgs<S>& args, const std::vector<RoiTaps<T>>& taps,
@@ -87,8 +99,8 @@ void roi_align_backward_planar(
     const RoiAlignBackwardArgs<T>& args, const std::vector<RoiTaps<T>>& taps,
     const RoiAlignShape& s);
 
-// Per channel block (each thread owns its blocks, no atomics): every ROI scatters into a zeroed
-// (N, H, W, block) tile, which is then written out to grad_input once.
+// Per (channel block, image), each owned by one thread (no atomics): every ROI of the image
+// scatters into a zeroed (H, W, block) tile, which is then written out to grad_input once.
 template <typename S, typename T>
 void roi_align_backward_blocked(
     const RoiAlignBackwardArgs<S>& args, const std::vector<RoiTaps<T>>& taps,

@@ -114,28 +114,26 @@ void gather_grad(
   }
 }
 
-// Channels [c0, c0 + cb) of grad_input <- tile (N, H, W, B). For NCHW, spans of pixels are
-// transposed in L1 and copied out plane by plane.
+// Channels [c0, c0 + cb) of image n of grad_input <- tile (H, W, B). For NCHW, spans of
+// pixels are transposed in L1 and copied out plane by plane.
 template <typename S, typename T>
 void drain_tile(
-    const T* tile, const RoiAlignBackwardArgs<S>& a, const RoiAlignShape& s, int64_t c0,
-    int64_t cb, TransposeFn<T> transpose, T* staging, bool stream) {
+    const T* tile, const RoiAlignBackwardArgs<S>& a, const RoiAlignShape& s, int64_t n,
+    int64_t c0, int64_t cb, TransposeFn<T> transpose, T* staging, bool stream) {
   constexpr int64_t B = kChannelBlock<T>;
   const int64_t C = s.channels;
   const int64_t hw = s.height * s.width;
   if (a.channels_last) {
-    for (int64_t p = 0; p < s.batch * hw; ++p) {
-      copy_out(a.grad_input + p * C + c0, tile + p * B, cb, stream);
+    for (int64_t p = 0; p < hw; ++p) {
+      copy_out(a.grad_input + (n * hw + p) * C + c0, tile + p * B, cb, stream);
     }
     return;
   }
-  for (int64_t n = 0; n < s.batch; ++n) {
-    for (int64_t p0 = 0; p0 < hw; p0 += kDrainSpan) {
-      const int64_t span = std::min(kDrainSpan, hw - p0);
-      transpose_rect(tile + (n * hw + p0) * B, B, span, cb, staging, span, transpose);
-      for (int64_t j = 0; j < cb; ++j) {
-        copy_out(a.grad_input + (n * C + c0 + j) * hw + p0, staging + j * span, span, stream);
-      }
+  for (int64_t p0 = 0; p0 < hw; p0 += kDrainSpan) {
+    const int64_t span = std::min(kDrainSpan, hw - p0);
+    transpose_rect(tile + p0 * B, B, span, cb, staging, span, transpose);
+    for (int64_t j = 0; j < cb; ++j) {
+      copy_out(a.grad_input + (n * C + c0 + j) * hw + p0, staging + j * span, span, stream);
     }
   }
 }
@@ -181,25 +179,29 @@ void roi_align_backward_blocked(
   constexpr int64_t B = kChannelBlock<T>;
   const int64_t blocks = (s.channels + B - 1) / B;
   const int64_t hw = s.height * s.width;
-  const int64_t tile_size = s.batch * hw * B;
+  const int64_t tile_size = hw * B;
   const ScatterRoiFn<T> scatter_roi_fn = select_scatter_roi<T>();
   const TransposeFn<T> transpose = select_transpose<T>();
-  const std::vector<int64_t> order = locality_order(taps);
+  const RoiSchedule schedule = schedule_rois(taps, s.batch);
   const bool stream = s.batch * s.channels * hw * sizeof(S) >= kStreamBytes;
-  const int64_t work = blocks * (s.num_rois * B * roi_channel_work(s) + tile_size);
-  parallel_workers(blocks, 1, work, [&](ChunkQueue& queue) {
+  const int64_t work = blocks * (s.num_rois * B * roi_channel_work(s) + s.batch * tile_size);
+  // Tasks are (block, image): each owns its part of grad_input.
+  parallel_workers(blocks * s.batch, 1, work, [&](ChunkQueue& queue) {
     const std::unique_ptr<T[]> tile(new T[tile_size]);
     const std::unique_ptr<T[]> grad_bins(new T[s.pooled_h * s.pooled_w * B]);
     const std::unique_ptr<T[]> staging(new T[kDrainSpan * B]);
-    for (int64_t block, block_end; queue.pop(block, block_end);) {
+    for (int64_t pair, pair_end; queue.pop(pair, pair_end);) {
+      const int64_t block = pair / s.batch;
+      const int64_t n = pair % s.batch;
       const int64_t c0 = block * B;
       const int64_t cb = std::min(B, s.channels - c0);
       std::memset(tile.get(), 0, tile_size * sizeof(T));
-      for (const int64_t k : order) {
+      for (int64_t i = schedule.image_begin[n]; i < schedule.image_begin[n + 1]; ++i) {
+        const int64_t k = schedule.order[i];
         gather_grad(a, s, k, c0, cb, grad_bins.get(), transpose);
-        scatter_roi_fn(grad_bins.get(), taps[k], s.width, tile.get() + taps[k].batch * hw * B);
+        scatter_roi_fn(grad_bins.get(), taps[k], s.width, tile.get());
       }
-      drain_tile(tile.get(), a, s, c0, cb, transpose, staging.get(), stream);
+      drain_tile(tile.get(), a, s, n, c0, cb, transpose, staging.get(), stream);
     }
     stream_fence();
   });

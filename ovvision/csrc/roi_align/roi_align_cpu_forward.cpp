@@ -144,23 +144,21 @@ ForwardRoiFn<T> select_forward_roi() {
   return forward_roi_base<T>;
 }
 
-// tile (N, H, W, B) <- channels [c0, c0 + cb) of an NCHW input, zero beyond cb.
+// tile (H, W, B) <- channels [c0, c0 + cb) of image n of an NCHW input, zero beyond cb.
 template <typename S, typename T>
 void fill_tile(
-    const RoiAlignForwardArgs<S>& a, const RoiAlignShape& s, int64_t c0, int64_t cb, T* tile,
-    TransposeFn<T> transpose) {
+    const RoiAlignForwardArgs<S>& a, const RoiAlignShape& s, int64_t n, int64_t c0, int64_t cb,
+    T* tile, TransposeFn<T> transpose) {
   constexpr int64_t B = kChannelBlock<T>;
   const int64_t hw = s.height * s.width;
-  for (int64_t n = 0; n < s.batch; ++n) {
-    const S* src = a.input + (n * s.channels + c0) * hw;
-    transpose_rect(src, hw, cb, hw, tile + n * hw * B, B, transpose);
-  }
-  for (int64_t p = 0; cb < B && p < s.batch * hw; ++p) {
+  transpose_rect(a.input + (n * s.channels + c0) * hw, hw, cb, hw, tile, B, transpose);
+  for (int64_t p = 0; cb < B && p < hw; ++p) {
     std::fill(tile + p * B + cb, tile + (p + 1) * B, T(0));
   }
 }
 
-// blocked (blocks, N, H, W, B) <- a channels-last input, in one pass over its pixels. Filling
+// blocked (blocks, N, H, W, B) <- a channels-last input, in one pass over its pixels: the
+// (H, W, B) tile of block b and image n starts at (b * N + n) * H * W * B. Filling
 // tiles block by block would read 64 bytes per pixel at a stride of C elements, which runs at
 // memory latency instead of bandwidth.
 template <typename S, typename T>
@@ -253,40 +251,47 @@ void roi_align_forward_blocked(
     const RoiAlignShape& s) {
   constexpr int64_t B = kChannelBlock<T>;
   const int64_t blocks = (s.channels + B - 1) / B;
-  // Tasks are (block, chunk of ROIs), block-major; blocks are split into chunks only when
-  // there are too few of them to keep every thread busy.
+  // Tasks are (block, image, chunk of the image's ROIs); an image's ROIs are split into chunks
+  // only when there are too few (block, image) pairs to keep every thread busy.
+  const int64_t pairs = blocks * s.batch;
   const int64_t chunks = std::clamp<int64_t>(
-      (4 * at::get_num_threads() + blocks - 1) / blocks, 1, std::max<int64_t>(s.num_rois, 1));
-  const int64_t tile_size = s.batch * s.height * s.width * B;
+      (4 * at::get_num_threads() + pairs - 1) / pairs, 1, std::max<int64_t>(s.num_rois, 1));
+  const int64_t tile_size = s.height * s.width * B;
   const ForwardRoiFn<T> forward_roi_fn = select_forward_roi<T>();
   const TransposeFn<T> transpose = select_transpose<T>();
-  const std::vector<int64_t> order = locality_order(taps);
+  const RoiSchedule schedule = schedule_rois(taps, s.batch);
   const bool stream = s.num_rois * s.channels * s.pooled_h * s.pooled_w * sizeof(S) >= kStreamBytes;
-  const int64_t work = blocks * (s.num_rois * B * roi_channel_work(s) + tile_size);
+  const int64_t work = blocks * (s.num_rois * B * roi_channel_work(s) + s.batch * tile_size);
   const at::Tensor blocked =
       a.input_channels_last ? block_channels_last<S, T>(a, s) : at::Tensor();
-  parallel_workers(blocks * chunks, 1, work, [&](ChunkQueue& queue) {
+  parallel_workers(pairs * chunks, 1, work, [&](ChunkQueue& queue) {
     const std::unique_ptr<T[]> own_tile(a.input_channels_last ? nullptr : new T[tile_size]);
     const std::unique_ptr<T[]> bins(new T[s.pooled_h * s.pooled_w * B]);
     const std::unique_ptr<T[]> staging(new T[s.pooled_h * s.pooled_w * B]);
     int64_t filled = -1;
     for (int64_t task, task_end; queue.pop(task, task_end);) {
-      const int64_t block = task / chunks;
+      const int64_t pair = task / chunks;  // block * batch + image
       const int64_t chunk = task % chunks;
+      const int64_t block = pair / s.batch;
+      const int64_t n = pair % s.batch;
+      const int64_t first = schedule.image_begin[n];
+      const int64_t count = schedule.image_begin[n + 1] - first;
+      if (count * (chunk + 1) / chunks == count * chunk / chunks) {
+        continue;  // no ROIs in this chunk: skip filling the tile
+      }
       const int64_t c0 = block * B;
       const int64_t cb = std::min(B, s.channels - c0);
       const T* tile = own_tile.get();
       if (a.input_channels_last) {
-        tile = blocked.data_ptr<T>() + block * tile_size;
-      } else if (block != filled) {
-        fill_tile(a, s, c0, cb, own_tile.get(), transpose);
-        filled = block;
+        tile = blocked.data_ptr<T>() + pair * tile_size;
+      } else if (pair != filled) {
+        fill_tile(a, s, n, c0, cb, own_tile.get(), transpose);
+        filled = pair;
       }
-      const int64_t k1 = s.num_rois * (chunk + 1) / chunks;
-      for (int64_t i = s.num_rois * chunk / chunks; i < k1; ++i) {
-        const int64_t k = order[i];
-        const T* img = tile + taps[k].batch * s.height * s.width * B;
-        forward_roi_fn(img, taps[k], s.width, bins.get());
+      const int64_t end = first + count * (chunk + 1) / chunks;
+      for (int64_t i = first + count * chunk / chunks; i < end; ++i) {
+        const int64_t k = schedule.order[i];
+        forward_roi_fn(tile, taps[k], s.width, bins.get());
         write_bins(bins.get(), a, s, k, c0, cb, transpose, staging.get(), stream);
       }
     }
