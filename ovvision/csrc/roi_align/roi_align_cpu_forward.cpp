@@ -44,8 +44,30 @@ OVV_ALWAYS_INLINE void axpy(V* acc, T w, const T* p) {
   }
 }
 
-// bins[(ph * PW + pw) * B + j] for one ROI from a (H, W, B) tile. Four accumulator sets (two
-// rows x two columns of taps) keep four independent FMA chains in flight.
+// sum over the columns [c_begin, c_end) of one tap row: h[0] + h[1] (even and odd columns,
+// two independent FMA chains), column weights broadcast straight from memory.
+template <typename V, int NV, typename T>
+OVV_ALWAYS_INLINE void row_sum(
+    const AxisTaps<T>& cols, int64_t c_begin, int64_t c_end, const T* row, V (&h)[2][NV]) {
+  constexpr int64_t B = kChannelBlock<T>;
+  for (int a = 0; a < 2; ++a) {
+    for (int j = 0; j < NV; ++j) {
+      h[a][j] = V{};
+    }
+  }
+  int64_t ix = c_begin;
+  for (; ix + 1 < c_end; ix += 2) {
+    axpy<V, NV>(h[0], cols.weight[ix], row + cols.index[ix] * B);
+    axpy<V, NV>(h[1], cols.weight[ix + 1], row + cols.index[ix + 1] * B);
+  }
+  if (ix < c_end) {
+    axpy<V, NV>(h[0], cols.weight[ix], row + cols.index[ix] * B);
+  }
+}
+
+// bins[(ph * PW + pw) * B + j] for one ROI from a (H, W, B) tile. Separable: each tap row is
+// summed over the bin's columns with the column weights, then scaled by its row weight, so no
+// per-tap weight products are formed; two rows at a time keep four FMA chains in flight.
 template <typename T, int VB>
 OVV_ALWAYS_INLINE void forward_roi(const T* img, const RoiTaps<T>& taps, int64_t width, T* bins) {
   using V = Vec<T, VB>;
@@ -62,48 +84,33 @@ OVV_ALWAYS_INLINE void forward_roi(const T* img, const RoiTaps<T>& taps, int64_t
     for (int64_t pw = 0; pw < pooled_w; ++pw) {
       const int64_t c_begin = cols.begin[pw];
       const int64_t c_end = cols.begin[pw + 1];
-      V acc[4][NV];
-      for (int a = 0; a < 4; ++a) {
-        for (int j = 0; j < NV; ++j) {
-          acc[a][j] = V{};
-        }
+      V acc[NV];
+      for (int j = 0; j < NV; ++j) {
+        acc[j] = V{};
       }
       int64_t iy = rows.begin[ph];
       for (; iy + 1 < r_end; iy += 2) {
-        const T* r0 = img + rows.index[iy] * row_stride;
-        const T* r1 = img + rows.index[iy + 1] * row_stride;
+        V h0[2][NV];
+        V h1[2][NV];
+        row_sum<V, NV>(cols, c_begin, c_end, img + rows.index[iy] * row_stride, h0);
+        row_sum<V, NV>(cols, c_begin, c_end, img + rows.index[iy + 1] * row_stride, h1);
         const T wy0 = rows.weight[iy];
         const T wy1 = rows.weight[iy + 1];
-        int64_t ix = c_begin;
-        for (; ix + 1 < c_end; ix += 2) {
-          const int64_t o0 = cols.index[ix] * B;
-          const int64_t o1 = cols.index[ix + 1] * B;
-          axpy<V, NV>(acc[0], wy0 * cols.weight[ix], r0 + o0);
-          axpy<V, NV>(acc[1], wy0 * cols.weight[ix + 1], r0 + o1);
-          axpy<V, NV>(acc[2], wy1 * cols.weight[ix], r1 + o0);
-          axpy<V, NV>(acc[3], wy1 * cols.weight[ix + 1], r1 + o1);
-        }
-        if (ix < c_end) {
-          const int64_t o0 = cols.index[ix] * B;
-          axpy<V, NV>(acc[0], wy0 * cols.weight[ix], r0 + o0);
-          axpy<V, NV>(acc[2], wy1 * cols.weight[ix], r1 + o0);
+        for (int j = 0; j < NV; ++j) {
+          acc[j] += wy0 * (h0[0][j] + h0[1][j]) + wy1 * (h1[0][j] + h1[1][j]);
         }
       }
       if (iy < r_end) {
-        const T* r0 = img + rows.index[iy] * row_stride;
+        V h0[2][NV];
+        row_sum<V, NV>(cols, c_begin, c_end, img + rows.index[iy] * row_stride, h0);
         const T wy0 = rows.weight[iy];
-        int64_t ix = c_begin;
-        for (; ix + 1 < c_end; ix += 2) {
-          axpy<V, NV>(acc[0], wy0 * cols.weight[ix], r0 + cols.index[ix] * B);
-          axpy<V, NV>(acc[1], wy0 * cols.weight[ix + 1], r0 + cols.index[ix + 1] * B);
-        }
-        if (ix < c_end) {
-          axpy<V, NV>(acc[0], wy0 * cols.weight[ix], r0 + cols.index[ix] * B);
+        for (int j = 0; j < NV; ++j) {
+          acc[j] += wy0 * (h0[0][j] + h0[1][j]);
         }
       }
       T* out = bins + (ph * pooled_w + pw) * B;
       for (int j = 0; j < NV; ++j) {
-        vstore(out + j * L, (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]));
+        vstore(out + j * L, acc[j]);
       }
     }
   }
