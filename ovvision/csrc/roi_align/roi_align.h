@@ -29,4 +29,8 @@ void check_roi_align_backward_args(
 // (and input gradients) follow this layout, so a channels-last network stays channels-last.
 bool is_channels_last(const at::Tensor& t);
 
+inline at::MemoryFormat memory_format_of(bool channels_last) {
+  return channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+}
+
 }  // namespace ovvision

@@ -194,10 +194,6 @@ __global__ void roi_align_backward_kernel(
   }
 }
 
-at::MemoryFormat format_of(bool channels_last) {
-  return channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-}
-
 at::Tensor roi_align_forward_cuda(
     const at::Tensor& input, const at::Tensor& rois, double spatial_scale, int64_t pooled_height,
     int64_t pooled_width, int64_t sampling_ratio, bool aligned) {
@@ -206,7 +202,7 @@ at::Tensor roi_align_forward_cuda(
   const bool cl = is_channels_last(input);
   at::Tensor out = at::empty(
       {rois.size(0), input.size(1), pooled_height, pooled_width},
-      input.options().memory_format(format_of(cl)));
+      input.options().memory_format(memory_format_of(cl)));
   const int64_t total = out.numel();
   if (total == 0) {
     return out;
@@ -238,7 +234,7 @@ at::Tensor roi_align_backward_cuda(
   const at::ScalarType acc_type = at::toOpMathType(grad.scalar_type());
   at::Tensor grad_input = at::zeros(
       {batch_size, channels, height, width},
-      grad.options().dtype(acc_type).memory_format(format_of(cl)));
+      grad.options().dtype(acc_type).memory_format(memory_format_of(cl)));
   const int64_t total = grad.numel();
   if (total > 0) {
     const Dims d{batch_size, channels, height, width, pooled_height, pooled_width,
