@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..catalog import DatasetCatalog, MetadataCatalog
 from .coco_ov import captions_by_image, image_record
-from .json_io import read_json
+from .json_io import read_json, register_json_dataset
 
 __all__ = ["load_coco_captions_json", "register_coco_captions"]
 
@@ -31,7 +30,4 @@ def load_coco_captions_json(
 
 def register_coco_captions(name: str, json_file: str, image_root: str) -> None:
     """Register a COCO captions json (evaluator type ``"caption"``); nothing is read now."""
-    DatasetCatalog.register(name, lambda: load_coco_captions_json(json_file, image_root, name))
-    MetadataCatalog.get(name).set(
-        json_file=json_file, image_root=image_root, evaluator_type="caption"
-    )
+    register_json_dataset(name, json_file, image_root, load_coco_captions_json, "caption")

@@ -6,15 +6,15 @@ Dataset dicts follow detectron2's layout; ``bbox`` is always XYWH in absolute pi
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from ..catalog import DatasetCatalog, MetadataCatalog
 from ..sanitize import DropCounter, sanitize_annotation
-from .json_io import read_json
+from .json_io import read_json, register_json_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -228,15 +228,16 @@ def register_coco_ov_instances(
         captions_json: optional COCO captions json whose captions are attached per image.
         evaluator_type: ``MetadataCatalog`` field that selects the evaluator.
     """
-    DatasetCatalog.register(
-        name, lambda: load_coco_json(json_file, image_root, name, captions_json)
-    )
-    meta = MetadataCatalog.get(name).set(
-        json_file=json_file, image_root=image_root, evaluator_type=evaluator_type
+    meta = register_json_dataset(
+        name,
+        json_file,
+        image_root,
+        functools.partial(load_coco_json, captions_json=captions_json),
+        evaluator_type,
+        lambda data: category_fields(data, novel_classes),
     )
     if captions_json:
         meta.set(captions_json=captions_json)
-    meta.set_lazy(lambda: category_fields(read_json(json_file, name), novel_classes))
 
 
 def make_ov_split_json(

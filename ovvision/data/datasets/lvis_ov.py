@@ -7,7 +7,6 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from ..catalog import DatasetCatalog, MetadataCatalog
 from ..sanitize import DropCounter
 from .coco_ov import (
     category_fields,
@@ -15,7 +14,7 @@ from .coco_ov import (
     group_annotations,
     image_record,
 )
-from .json_io import read_json
+from .json_io import read_json, register_json_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -113,10 +112,14 @@ def register_lvis_ov_instances(
         image_root: the COCO image folder (see :func:`load_lvis_json`).
         novel_classes: novel names; ``None`` = the json's split, else its rare categories.
     """
-    DatasetCatalog.register(name, lambda: load_lvis_json(json_file, image_root, name))
-    MetadataCatalog.get(name).set(
-        json_file=json_file, image_root=image_root, evaluator_type="lvis_ov"
-    ).set_lazy(lambda: lvis_category_fields(read_json(json_file, name), novel_classes))
+    register_json_dataset(
+        name,
+        json_file,
+        image_root,
+        load_lvis_json,
+        "lvis_ov",
+        lambda data: lvis_category_fields(data, novel_classes),
+    )
 
 
 def make_lvis_base_json(data: dict[str, Any]) -> dict[str, Any]:

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..catalog import DatasetCatalog, MetadataCatalog
 from .coco_ov import category_fields, image_record
-from .json_io import read_json
+from .json_io import read_json, register_json_dataset
 
 __all__ = ["load_pretrain_pairs_json", "register_pretrain_pairs"]
 
@@ -57,7 +56,6 @@ def load_pretrain_pairs_json(
 
 def register_pretrain_pairs(name: str, json_file: str, image_root: str) -> None:
     """Register a pretraining-pairs json (evaluator type ``"zero_shot"``); reads nothing now."""
-    DatasetCatalog.register(name, lambda: load_pretrain_pairs_json(json_file, image_root, name))
-    MetadataCatalog.get(name).set(
-        json_file=json_file, image_root=image_root, evaluator_type="zero_shot"
-    ).set_lazy(lambda: category_fields(read_json(json_file, name)))
+    register_json_dataset(
+        name, json_file, image_root, load_pretrain_pairs_json, "zero_shot", category_fields
+    )

@@ -15,10 +15,9 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from ..catalog import DatasetCatalog, MetadataCatalog
 from ..sanitize import DropCounter
 from .coco_ov import category_fields, coco_json_to_dicts
-from .json_io import read_json
+from .json_io import read_json, register_json_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +63,6 @@ def load_refexp_json(
 
 def register_refexp(name: str, json_file: str, image_root: str) -> None:
     """Register a referring-expression json (evaluator type ``"grounding"``); reads nothing now."""
-    DatasetCatalog.register(name, lambda: load_refexp_json(json_file, image_root, name))
-    MetadataCatalog.get(name).set(
-        json_file=json_file, image_root=image_root, evaluator_type="grounding"
-    ).set_lazy(lambda: category_fields(read_json(json_file, name)))
+    register_json_dataset(
+        name, json_file, image_root, load_refexp_json, "grounding", category_fields
+    )
