@@ -139,7 +139,8 @@ at::Tensor paste_masks_cpu(
   check_paste_masks_args(masks, boxes, height, width, padding, threshold);
   const at::ScalarType out_type = threshold.has_value() ? at::kBool : masks.scalar_type();
   const std::array<int64_t, 4> sizes{masks.size(0), 1, height, width};
-  at::Tensor out = empty_large(sizes, masks.options().dtype(out_type), at::MemoryFormat::Contiguous);
+  at::Tensor out =
+      empty_large(sizes, masks.options().dtype(out_type), at::MemoryFormat::Contiguous);
   if (out.numel() == 0) {
     return out;
   }

@@ -13,8 +13,8 @@ void check_roi_align_args(
     int64_t pooled_height,
     int64_t pooled_width) {
   TORCH_CHECK(
-      input.dim() == 4, "ovvision::roi_align: `input` must be a 4-D tensor (N, C, H, W), got shape ",
-      input.sizes());
+      input.dim() == 4,
+      "ovvision::roi_align: `input` must be a 4-D tensor (N, C, H, W), got shape ", input.sizes());
   TORCH_CHECK(
       rois.dim() == 2 && rois.size(1) == 5,
       "ovvision::roi_align: `rois` must have shape (K, 5) holding (batch_index, x1, y1, x2, y2), "

@@ -21,7 +21,8 @@ constexpr int64_t kDrainSpan = 256;
 
 // pixel += w * grad of the bin, for every tap of every bin of one ROI, on a (H, W, B) tile.
 template <typename T, int VB>
-OVV_ALWAYS_INLINE void scatter_roi(const T* grad_bins, const RoiTaps<T>& taps, int64_t width, T* img) {
+OVV_ALWAYS_INLINE void scatter_roi(
+    const T* grad_bins, const RoiTaps<T>& taps, int64_t width, T* img) {
   using V = Vec<T, VB>;
   constexpr int64_t B = kChannelBlock<T>;
   constexpr int L = VB / sizeof(T);
