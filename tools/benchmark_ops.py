@@ -39,11 +39,16 @@ def _sync(device: str) -> None:
 
 
 def _time_ms(fn: Callable[[], object], device: str) -> float:
+    return _times_ms(fn, device)[0]
+
+
+def _times_ms(fn: Callable[[], object], device: str) -> tuple[float, float]:
+    """(wall, process CPU) milliseconds of one call; CPU time sums all threads."""
     _sync(device)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     fn()
     _sync(device)
-    return (time.perf_counter() - start) * 1e3
+    return (time.perf_counter() - start) * 1e3, (time.process_time() - start_cpu) * 1e3
 
 
 @contextlib.contextmanager
@@ -63,21 +68,29 @@ def side_by_side(
     device: str,
     repeats: int,
     warmup: int,
-) -> dict[str, float]:
-    """Median wall times (ms) of both, alternating which runs first on every repetition."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall times (ms) of both, alternating which runs first on every repetition.
+
+    Returns the case's result and, aside, the median process CPU times, which other programs
+    running on the machine disturb much less than wall times.
+    """
     for _ in range(warmup):
         ours(), reference()
-    times: dict[str, list[float]] = {"ours": [], "reference": []}
+    wall: dict[str, list[float]] = {"ovvision": [], "reference": []}
+    cpu: dict[str, list[float]] = {"ovvision": [], "reference": []}
     for rep in range(repeats):
-        order = ("ours", "reference") if rep % 2 == 0 else ("reference", "ours")
+        order = ("ovvision", "reference") if rep % 2 == 0 else ("reference", "ovvision")
         for name in order:
-            times[name].append(_time_ms(ours if name == "ours" else reference, device))
-    ours_ms, ref_ms = statistics.median(times["ours"]), statistics.median(times["reference"])
-    return {
+            w, c = _times_ms(ours if name == "ovvision" else reference, device)
+            wall[name].append(w)
+            cpu[name].append(c)
+    ours_ms, ref_ms = statistics.median(wall["ovvision"]), statistics.median(wall["reference"])
+    result = {
         "ovvision_ms": round(ours_ms, 3),
         "reference_ms": round(ref_ms, 3),
         "speedup": round(ref_ms / ours_ms, 2),
     }
+    return result, {name: round(statistics.median(v), 3) for name, v in cpu.items()}
 
 
 def roi_inputs(device: str, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,6 +197,20 @@ def forward_work_estimate(device: str, measured: dict, threads: int | None, key:
     }
 
 
+def matmul_scaling() -> dict[str, float]:
+    """Median time of torch's own (MKL) matmul at 1 and 2 threads: whether the machine let
+    anything scale with threads while the benchmark ran."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    times = {}
+    for n in (1, 2):
+        with _threads(n):
+            a @ b
+            times[f"{n}t"] = round(
+                statistics.median(_time_ms(lambda: a @ b, "cpu") for _ in range(9)), 3
+            )
+    return times
+
+
 def fresh_output_ms(device: str, threads: int | None) -> float:
     """Allocating and filling a fresh forward-sized output: a floor for any op returning one."""
     with _threads(threads):
@@ -215,9 +242,12 @@ def main() -> int:
         return 1
     load_before = os.getloadavg()
     results: dict[str, dict] = {}
+    cpu_times: dict[str, dict] = {}
     for name, (ours, reference, threads) in build_cases(args.device).items():
         with _threads(threads):
-            results[name] = side_by_side(ours, reference, args.device, args.repeats, args.warmup)
+            results[name], cpu_times[name] = side_by_side(
+                ours, reference, args.device, args.repeats, args.warmup
+            )
         print(
             f"{name:34s} ovvision {results[name]['ovvision_ms']:9.2f} ms   "
             f"torchvision {results[name]['reference_ms']:9.2f} ms   "
@@ -240,8 +270,11 @@ def main() -> int:
         "statistic": "median wall time; ovvision and torchvision alternate on the same inputs",
         "backward": "the _roi_align_backward operators called directly (no autograd overhead)",
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        "process_cpu_ms": cpu_times,
         "forward_work_estimate": estimate,
     }
+    if args.device == "cpu":
+        results["meta"]["matmul_ms_by_threads"] = matmul_scaling()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(f"wrote {args.json}")
