@@ -18,6 +18,9 @@ MIN_VISIBLE_FRACTION = 0.6
 # ... and at least this many visible pixels at 128 x 128 (scaled with the image area).
 MIN_VISIBLE_PIXELS = 60
 PLACEMENT_TRIES = 30
+# Objects are tilted by at most this angle either way, like photographed objects that are mostly
+# upright; silhouettes keep a recognisable orientation.
+MAX_TILT_DEGREES = 45.0
 COLOR_JITTER = 12
 
 
@@ -113,10 +116,10 @@ def _background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, str]:
 def _draw_mask(
     rng: np.random.Generator, category: str, size: str, image_size: int, scale: float
 ) -> np.ndarray:
-    """``bool[H, W]`` of a shape with random extent (within ``size``), angle and position."""
+    """``bool[H, W]`` of a shape with random extent (within ``size``), tilt and position."""
     low, high = SIZES[size]
     extent = rng.uniform(low, high) * scale
-    angle = rng.uniform(0.0, 2 * math.pi)
+    angle = math.radians(rng.uniform(-MAX_TILT_DEGREES, MAX_TILT_DEGREES))
     half = extent / 2
     centre = (rng.uniform(half, image_size - half), rng.uniform(half, image_size - half))
     canvas = Image.new("L", (image_size, image_size), 0)

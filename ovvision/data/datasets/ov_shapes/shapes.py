@@ -197,9 +197,9 @@ COLORS: dict[str, tuple[int, int, int]] = {
 
 # name -> range of the shape's extent (diameter of its bounding circle) at 128 x 128 pixels.
 SIZES: dict[str, tuple[float, float]] = {
-    "small": (18.0, 26.0),
-    "medium": (27.0, 37.0),
-    "large": (38.0, 50.0),
+    "small": (20.0, 28.0),
+    "medium": (29.0, 39.0),
+    "large": (40.0, 52.0),
 }
 
 
