@@ -31,6 +31,18 @@ def _load() -> bool:
 _LOADED = _load()
 
 
+def _kernel_device_types() -> frozenset[str]:
+    """Device types with kernels (meta through the fake kernels below; CUDA if built with it)."""
+    if not _LOADED:
+        return frozenset()
+    has_cuda = torch._C._dispatch_has_kernel_for_dispatch_key("ovvision::roi_align", "CUDA")
+    return frozenset({"cpu", "meta", "cuda"} if has_cuda else {"cpu", "meta"})
+
+
+# Fixed at import, so that checking it inside torch.compile'd code is a constant.
+_KERNEL_DEVICE_TYPES = _kernel_device_types()
+
+
 def has_ops() -> bool:
     """Whether the compiled ``torch.ops.ovvision`` operators are available."""
     return _LOADED
@@ -38,13 +50,7 @@ def has_ops() -> bool:
 
 def op_supports(device: torch.device) -> bool:
     """Whether the compiled operators have kernels for tensors on ``device``."""
-    if not _LOADED:
-        return False
-    if device.type in ("cpu", "meta"):
-        return True
-    return torch._C._dispatch_has_kernel_for_dispatch_key(
-        "ovvision::roi_align", device.type.upper()
-    )
+    return device.type in _KERNEL_DEVICE_TYPES
 
 
 def cpu_isa() -> str:
