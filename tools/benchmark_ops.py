@@ -231,6 +231,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=11, help="timed runs per op and case")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs per op and case")
+    parser.add_argument("--cases", nargs="+", help="run only these cases (default: all)")
     args = parser.parse_args()
     if not ops.has_ops():
         print(
@@ -244,6 +245,8 @@ def main() -> int:
     results: dict[str, dict] = {}
     cpu_times: dict[str, dict] = {}
     for name, (ours, reference, threads) in build_cases(args.device).items():
+        if args.cases and name not in args.cases:
+            continue
         with _threads(threads):
             results[name], cpu_times[name] = side_by_side(
                 ours, reference, args.device, args.repeats, args.warmup
@@ -256,9 +259,11 @@ def main() -> int:
         )
     key = "roi_align_fwd" if args.device == "cuda" else "roi_align_fwd_1t"
     threads = None if args.device == "cuda" else 1
-    estimate = forward_work_estimate(args.device, results, threads, key)
-    estimate["fresh_output_alloc_fill_ms"] = fresh_output_ms(args.device, threads)
-    print("forward work estimate:", json.dumps(estimate, indent=1))
+    estimate = {}
+    if key in results:
+        estimate = forward_work_estimate(args.device, results, threads, key)
+        estimate["fresh_output_alloc_fill_ms"] = fresh_output_ms(args.device, threads)
+        print("forward work estimate:", json.dumps(estimate, indent=1))
     results["meta"] = {
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
         "cpu_isa": ops.cpu_isa(),
