@@ -4,11 +4,9 @@
 #include <c10/util/Half.h>
 
 #include <algorithm>
-#include <array>
 #include <memory>
 
 #include "common/cpu_isa.h"
-#include "common/large_alloc.h"
 #include "common/parallel.h"
 #include "common/stream_store.h"
 #include "common/vec.h"
@@ -151,52 +149,33 @@ ForwardRoiFn<T> select_forward_roi() {
   return forward_roi_base<T>;
 }
 
-// tile (H, W, B) <- channels [c0, c0 + cb) of image n of an NCHW input, zero beyond cb.
+// How far ahead a channels-last tile fill prefetches: no hardware prefetcher follows a stride
+// of one pixel (C elements) across pages.
+constexpr int64_t kPrefetchPixels = 32;
+
+// tile (H, W, B) <- channels [c0, c0 + cb) of image n, zero beyond cb. From NCHW, square
+// blocks are transposed in registers; from channels-last, each pixel gives one cache line.
 template <typename S, typename T>
 void fill_tile(
     const RoiAlignForwardArgs<S>& a, const RoiAlignShape& s, int64_t n, int64_t c0, int64_t cb,
     T* tile, TransposeFn<T> transpose) {
   constexpr int64_t B = kChannelBlock<T>;
   const int64_t hw = s.height * s.width;
-  transpose_rect(a.input + (n * s.channels + c0) * hw, hw, cb, hw, tile, B, transpose);
+  if (a.input_channels_last) {
+    const int64_t C = s.channels;
+    const S* src = a.input + n * hw * C + c0;
+    for (int64_t p = 0; p < hw; ++p) {
+      __builtin_prefetch(src + (p + kPrefetchPixels) * C);
+      for (int64_t j = 0; j < cb; ++j) {
+        tile[p * B + j] = static_cast<T>(src[p * C + j]);
+      }
+    }
+  } else {
+    transpose_rect(a.input + (n * s.channels + c0) * hw, hw, cb, hw, tile, B, transpose);
+  }
   for (int64_t p = 0; cb < B && p < hw; ++p) {
     std::fill(tile + p * B + cb, tile + (p + 1) * B, T(0));
   }
-}
-
-// blocked (blocks, N, H, W, B) <- a channels-last input, in one pass over its pixels: the
-// (H, W, B) tile of block b and image n starts at (b * N + n) * H * W * B. Filling
-// tiles block by block would read 64 bytes per pixel at a stride of C elements, which runs at
-// memory latency instead of bandwidth.
-template <typename S, typename T>
-at::Tensor block_channels_last(const RoiAlignForwardArgs<S>& a, const RoiAlignShape& s) {
-  constexpr int64_t B = kChannelBlock<T>;
-  const int64_t C = s.channels;
-  const int64_t blocks = (C + B - 1) / B;
-  const int64_t pixels = s.batch * s.height * s.width;
-  const std::array<int64_t, 1> size{blocks * pixels * B};
-  at::Tensor blocked = empty_large(
-      size, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value),
-      at::MemoryFormat::Contiguous);
-  T* out = blocked.data_ptr<T>();
-  parallel_workers(pixels, 256, pixels * C, [&](ChunkQueue& queue) {
-    for (int64_t begin, end; queue.pop(begin, end);) {
-      for (int64_t p = begin; p < end; ++p) {
-        for (int64_t b = 0; b < blocks; ++b) {
-          const int64_t cb = std::min(B, C - b * B);
-          T* dst = out + (b * pixels + p) * B;
-          if (cb == B) {
-            copy_out(dst, a.input + p * C + b * B, B, /*stream=*/true);
-          } else {
-            std::fill(dst, dst + B, T(0));
-            copy_out(dst, a.input + p * C + b * B, cb, /*stream=*/false);
-          }
-        }
-      }
-    }
-    stream_fence();
-  });
-  return blocked;
 }
 
 // Writes channels [c0, c0 + cb) of ROI k from bins (PH * PW, B). For NCHW the block's
@@ -267,12 +246,11 @@ void roi_align_forward_blocked(
   const ForwardRoiFn<T> forward_roi_fn = select_forward_roi<T>();
   const TransposeFn<T> transpose = select_transpose<T>();
   const RoiSchedule schedule = schedule_rois(taps, s.batch);
-  const bool stream = s.num_rois * s.channels * s.pooled_h * s.pooled_w * sizeof(S) >= kStreamBytes;
+  const int64_t out_bytes = s.num_rois * s.channels * s.pooled_h * s.pooled_w * sizeof(S);
+  const bool stream = out_bytes >= kStreamBytes;
   const int64_t work = blocks * (s.num_rois * B * roi_channel_work(s) + s.batch * tile_size);
-  const at::Tensor blocked =
-      a.input_channels_last ? block_channels_last<S, T>(a, s) : at::Tensor();
   parallel_workers(pairs * chunks, 1, work, [&](ChunkQueue& queue) {
-    const std::unique_ptr<T[]> own_tile(a.input_channels_last ? nullptr : new T[tile_size]);
+    const std::unique_ptr<T[]> tile(new T[tile_size]);
     const std::unique_ptr<T[]> bins(new T[s.pooled_h * s.pooled_w * B]);
     const std::unique_ptr<T[]> staging(new T[s.pooled_h * s.pooled_w * B]);
     int64_t filled = -1;
@@ -288,17 +266,14 @@ void roi_align_forward_blocked(
       }
       const int64_t c0 = block * B;
       const int64_t cb = std::min(B, s.channels - c0);
-      const T* tile = own_tile.get();
-      if (a.input_channels_last) {
-        tile = blocked.data_ptr<T>() + pair * tile_size;
-      } else if (pair != filled) {
-        fill_tile(a, s, n, c0, cb, own_tile.get(), transpose);
+      if (pair != filled) {
+        fill_tile(a, s, n, c0, cb, tile.get(), transpose);
         filled = pair;
       }
       const int64_t end = first + count * (chunk + 1) / chunks;
       for (int64_t i = first + count * chunk / chunks; i < end; ++i) {
         const int64_t k = schedule.order[i];
-        forward_roi_fn(tile, taps[k], s.width, bins.get());
+        forward_roi_fn(tile.get(), taps[k], s.width, bins.get());
         write_bins(bins.get(), a, s, k, c0, cb, transpose, staging.get(), stream);
       }
     }
