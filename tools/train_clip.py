@@ -114,6 +114,8 @@ def build_train_loader(cfg: CfgNode, encoder: TextEncoder, preprocessor: ImagePr
     pairs = []
     for name in cfg.DATASETS.TRAIN:
         pairs.extend(pairs_from_dataset_dicts(DatasetCatalog.get(name), name))
+    if not cfg.CLIP.SCENE_PAIRS:
+        pairs = [p for p in pairs if p.is_object]
     dataset = ImageTextPairDataset(
         pairs,
         preprocessor,

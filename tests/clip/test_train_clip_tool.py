@@ -48,7 +48,7 @@ def _opts(out: Path, max_iter: int, batch: int = 8) -> list[str]:
     return [
         "SOLVER.MAX_ITER", str(max_iter), "SOLVER.IMS_PER_BATCH", str(batch),
         "SOLVER.CHECKPOINT_PERIOD", "2", "SOLVER.WARMUP_ITERS", "1", "LOG_PERIOD", "1",
-        "VOCABULARY.TEMPLATES", "simple_imagenet", "OUTPUT_DIR", str(out), "SEED", "1",
+        "OUTPUT_DIR", str(out), "SEED", "1",
     ]  # fmt: skip
 
 
