@@ -187,7 +187,7 @@ _C.INPUT.LSJ.MAX_SCALE = 2.0  # largest scale of the image relative to the canva
 # ---------------------------------------------------------------------------------------------
 _C.CLIP = CN()
 _C.CLIP.SCENE_PAIRS = True  # also train on whole-image pairs (else single-object crops only)
-_C.CLIP.AUGMENT = True  # jitter, flip and rotate object crops (scene pairs are never augmented)
+_C.CLIP.AUGMENT = False  # jitter, flip and rotate object crops (scene pairs are never augmented)
 _C.CLIP.CROP_JITTER = 0.1  # max shift/scale of an object crop, as a fraction of its side
 _C.CLIP.MAX_LOGIT_SCALE = 100.0  # cap of the learned logit scale (inverse temperature)
 _C.CLIP.ZERO_SHOT_CONTEXT = 0.15  # margin around instance boxes cropped for zero-shot testing
