@@ -156,7 +156,8 @@ class CommonMetricPrinter(EventWriter):
 
     def _eta(self, storage: EventStorage) -> str | None:
         try:
-            seconds = storage.history("time").median(1000) * (self._max_iter - storage.iter - 1)
+            remaining = max(self._max_iter - storage.iter - 1, 0)  # 0 once training has ended
+            seconds = storage.history("time").median(1000) * remaining
         except KeyError:
             return None
         return str(datetime.timedelta(seconds=int(seconds)))

@@ -77,6 +77,9 @@ def test_progress_line_shows_bar_eta_losses_and_lr():
         line = printer.progress_line(storage)
     assert line.startswith("iter 50/200 [#####...............]  25%")
     assert "eta 0:00:15" in line and "loss_box 0.25" in line and "lr 0.01" in line
+    with EventStorage(200) as storage:  # after the last step, as the final write sees it
+        storage.put_scalar("time", 0.1)
+        assert "eta 0:00:00" in printer.progress_line(storage)
 
 
 class _Collect(logging.Handler):
