@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ovvision.checkpoint import atomic_write
 from ovvision.config import ConfigError
 from ovvision.data import ImageReadError, read_image
 from ovvision.engine.predictor import Predictor
 from ovvision.modeling.text import BUILTIN_VOCABULARIES, vocabulary_classes
+from ovvision.utils.file_io import atomic_write
 from ovvision.utils.logger import setup_logger
 from ovvision.utils.visualizer import draw_instances
 

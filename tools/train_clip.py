@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ovvision.checkpoint import Checkpointer, atomic_write
+from ovvision.checkpoint import Checkpointer
 from ovvision.clip_pretraining import (
     ContrastiveImageTextModel,
     ImagePreprocessor,
@@ -37,7 +37,7 @@ from ovvision.clip_pretraining import (
     load_object_crops,
     pairs_from_dataset_dicts,
 )
-from ovvision.config import CfgNode, get_cfg
+from ovvision.config import CfgNode, load_config
 from ovvision.data import DatasetCatalog
 from ovvision.engine import (
     SimpleTrainer,
@@ -45,12 +45,13 @@ from ovvision.engine import (
     default_argument_parser,
     default_hooks,
     default_setup,
-    launch,
+    launch_from_args,
     resume_or_load,
 )
 from ovvision.modeling.text import TextEncoder, create_text_encoder
 from ovvision.solver import build_gradient_clipper, build_lr_scheduler, build_optimizer
 from ovvision.utils import comm
+from ovvision.utils.file_io import atomic_write
 
 logger = logging.getLogger("ovvision.train_clip")
 OPEN_CLIP_WEIGHTS = "model_final.pt"  # open_clip format; the engine's model_final.pth is not
@@ -59,10 +60,7 @@ ZERO_SHOT_RESULTS = "zero_shot.json"
 
 def setup(args: argparse.Namespace) -> CfgNode:
     """The run's config: defaults, then ``--config-file``, then command-line ``opts``."""
-    cfg = get_cfg()
-    if args.config_file:
-        cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts or [])
+    cfg = load_config(args.config_file, args.opts or [])
     cfg.freeze()
     default_setup(cfg, args)
     return cfg
@@ -180,12 +178,4 @@ def main(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    launch_from_args(main, default_argument_parser().parse_args())

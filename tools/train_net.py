@@ -19,11 +19,10 @@ import os
 from collections import OrderedDict
 from typing import Any
 
-import torch
 from torch import nn
 
 from ovvision.checkpoint import Checkpointer, unwrap_model
-from ovvision.config import CfgNode, get_cfg
+from ovvision.config import CfgNode, load_config
 from ovvision.data import MetadataCatalog, build_detection_test_loader, build_detection_train_loader
 from ovvision.engine import (
     AMPTrainer,
@@ -32,7 +31,7 @@ from ovvision.engine import (
     default_argument_parser,
     default_hooks,
     default_setup,
-    launch,
+    launch_from_args,
     resume_or_load,
 )
 from ovvision.evaluation import build_evaluator, inference_on_dataset, save_eval_results
@@ -45,10 +44,7 @@ logger = logging.getLogger("ovvision.train_net")
 
 def setup(args: argparse.Namespace) -> CfgNode:
     """The run's config: defaults, then ``--config-file``, then command-line ``opts``."""
-    cfg = get_cfg()
-    if args.config_file:
-        cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts or [])
+    cfg = load_config(args.config_file, args.opts or [])
     cfg.freeze()
     default_setup(cfg, args)
     return cfg
@@ -119,23 +115,5 @@ def main(args: argparse.Namespace) -> dict[str, Any] | None:
     return None
 
 
-def _backend(args: argparse.Namespace) -> str:
-    """gloo when the config puts the model on the CPU, else NCCL where CUDA exists."""
-    cfg = get_cfg()
-    if args.config_file:
-        cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts or [])
-    return "gloo" if cfg.MODEL.DEVICE == "cpu" or not torch.cuda.is_available() else "nccl"
-
-
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-        backend=_backend(args),
-    )
+    launch_from_args(main, default_argument_parser().parse_args())

@@ -1,6 +1,6 @@
 """Atomic, strict-by-default checkpointing and resume."""
 
-from .checkpointer import Checkpointer, atomic_write, unwrap_model
+from .checkpointer import Checkpointer, unwrap_model
 from .rng import capture_rng_state, restore_rng_state
 
-__all__ = ["Checkpointer", "atomic_write", "capture_rng_state", "restore_rng_state", "unwrap_model"]
+__all__ = ["Checkpointer", "capture_rng_state", "restore_rng_state", "unwrap_model"]

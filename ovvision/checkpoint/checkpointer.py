@@ -11,36 +11,20 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-from collections.abc import Callable, Iterable
-from typing import Any, BinaryIO
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
 
 from ovvision.utils import comm
+from ovvision.utils.file_io import atomic_write
 
 from .rng import capture_rng_state, restore_rng_state
 
 logger = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = "last_checkpoint"
-
-
-def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
-    """Write a file through ``write(f)`` so that ``path`` is either complete or untouched."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

@@ -1,5 +1,5 @@
 """Configuration: ``get_cfg()`` returns every default; YAMLs and ``opts`` override them."""
 
-from .config import CfgNode, ConfigError, configurable, get_cfg
+from .config import CfgNode, ConfigError, configurable, get_cfg, load_config
 
-__all__ = ["CfgNode", "ConfigError", "configurable", "get_cfg"]
+__all__ = ["CfgNode", "ConfigError", "configurable", "get_cfg", "load_config"]

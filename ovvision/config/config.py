@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fvcore.common.config import CfgNode as _FvcoreCfgNode
@@ -62,6 +62,18 @@ def get_cfg() -> CfgNode:
     from .defaults import _C
 
     return _C.clone()
+
+
+def load_config(config_file: str = "", opts: Sequence[str] = ()) -> CfgNode:
+    """Defaults, then a YAML file (with its ``_BASE_`` chain), then ``KEY VALUE`` overrides.
+
+    The result is not frozen, so callers may still adjust it.
+    """
+    cfg = get_cfg()
+    if config_file:
+        cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    return cfg
 
 
 def configurable(init_func: Callable) -> Callable:

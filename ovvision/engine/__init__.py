@@ -9,7 +9,7 @@ from .defaults import (
     resume_or_load,
 )
 from .hooks import EvalHook, IterationTimer, LRScheduler, PeriodicCheckpointer, PeriodicWriter
-from .launch import launch
+from .launch import launch, launch_from_args
 from .train_loop import AMPTrainer, HookBase, SimpleTrainer, TrainerBase
 
 __all__ = [
@@ -28,5 +28,6 @@ __all__ = [
     "default_setup",
     "default_writers",
     "launch",
+    "launch_from_args",
     "resume_or_load",
 ]

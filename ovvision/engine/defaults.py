@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ovvision.checkpoint import Checkpointer, atomic_write
+from ovvision.checkpoint import Checkpointer
 from ovvision.config import CfgNode
 from ovvision.utils import comm
 from ovvision.utils.env import collect_env_info, seed_all_rng
@@ -22,6 +22,7 @@ from ovvision.utils.events import (
     JSONWriter,
     TensorboardWriter,
 )
+from ovvision.utils.file_io import atomic_write
 from ovvision.utils.logger import setup_logger
 
 from .hooks import EvalHook, IterationTimer, LRScheduler, PeriodicCheckpointer, PeriodicWriter

@@ -98,6 +98,26 @@ def launch(
     )
 
 
+def launch_from_args(main_func: Callable[[Any], Any], args: Any) -> None:
+    """:func:`launch` ``main_func(args)`` as detectron2's flags in ``args`` describe.
+
+    The backend is gloo when the config (``--config-file`` plus ``opts``) puts the model on the
+    CPU, so ``--num-gpus 2 MODEL.DEVICE cpu`` runs two CPU processes even on a GPU machine.
+    """
+    from ovvision.config import load_config
+
+    device = load_config(args.config_file, args.opts or []).MODEL.DEVICE
+    launch(
+        main_func,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+        backend="gloo" if device == "cpu" else "auto",
+    )
+
+
 def _prepare_process(backend: str, local_rank: int, local_size: int) -> None:
     if backend == "nccl":
         if local_rank >= torch.cuda.device_count():

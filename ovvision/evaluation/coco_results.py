@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +19,7 @@ import pycocotools.mask as mask_util
 import torch
 
 from ovvision.structures import Boxes, Instances
+from ovvision.utils.file_io import atomic_write
 
 COCOResult = dict[str, Any]
 EVAL_RESULTS_FILE = "eval_results.json"
@@ -178,22 +178,9 @@ def sort_results(results: list[COCOResult]) -> list[COCOResult]:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any, indent: int | None = None) -> None:
-    """Write ``obj`` as JSON (keys sorted) to a temporary file beside ``path``, then
-    ``os.replace`` it, so a reader never sees a half-written file."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, sort_keys=True, indent=indent, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``obj`` as JSON (keys sorted) so that a reader never sees a half-written file."""
+    text = json.dumps(obj, sort_keys=True, indent=indent, allow_nan=False)
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _nan_to_none(obj: Any) -> Any:

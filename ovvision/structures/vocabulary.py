@@ -26,16 +26,17 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import unicodedata
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+from ovvision.utils.file_io import atomic_write
 
 __all__ = ["ClassEmbedder", "Vocabulary"]
 
@@ -202,8 +203,8 @@ class Vocabulary:
         }
         text = json.dumps(meta, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
         array = self.embeddings.detach().cpu().numpy().astype(np.float32)
-        _atomic_write(path, lambda f: np.save(f, array))
-        _atomic_write(path.with_suffix(".json"), lambda f: f.write(text.encode("utf-8")))
+        atomic_write(path, lambda f: np.save(f, array))
+        atomic_write(path.with_suffix(".json"), lambda f: f.write(text.encode("utf-8")))
 
     @property
     def is_base(self) -> torch.Tensor:
@@ -314,15 +315,3 @@ def _merge_classes(
             if _name_key(s) not in seen:
                 out_synonyms[j].append(s)
     return keep, out_names, out_synonyms, out_novel
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

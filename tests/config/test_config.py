@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ovvision.config import ConfigError, configurable, get_cfg
+from ovvision.config import ConfigError, configurable, get_cfg, load_config
 
 
 def _write(path, text: str) -> str:
@@ -23,6 +23,8 @@ def test_base_chain_and_overrides(tmp_path):
     assert cfg.SOLVER.MAX_ITER == 7 and tuple(cfg.SOLVER.STEPS) == (3, 5)
     assert cfg.OUTPUT_DIR == "out/x"
     assert get_cfg().SOLVER.MAX_ITER != 7  # get_cfg returns a fresh copy
+    loaded = load_config(leaf, ["SEED", "5"])  # what every tool does with its arguments
+    assert (loaded.SOLVER.MAX_ITER, loaded.SEED) == (200, 5) and not loaded.is_frozen()
 
 
 def test_unknown_key_in_file_names_key_and_file(tmp_path):

@@ -7,6 +7,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from ovvision.utils.file_io import atomic_write
+
 from ..catalog import DatasetCatalog, Metadata, MetadataCatalog
 
 __all__ = ["read_json", "register_json_dataset", "write_json"]
@@ -29,14 +31,8 @@ def write_json(path: str, content: Any) -> None:
 
     A crash mid-write leaves any previous ``path`` intact.
     """
-    folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(content, f, separators=(",", ":"), ensure_ascii=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    text = json.dumps(content, separators=(",", ":"), ensure_ascii=True) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def register_json_dataset(

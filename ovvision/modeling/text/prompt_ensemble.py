@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -23,6 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+from ovvision.utils.file_io import atomic_write
 
 if TYPE_CHECKING:
     from .encoder import TextEncoder
@@ -154,12 +155,5 @@ def _read_cache(path: Path, shape: tuple[int, int]) -> torch.Tensor | None:
 
 
 def _write_cache(path: Path, embeddings: torch.Tensor) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, embeddings.detach().cpu().numpy().astype(np.float32))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    array = embeddings.detach().cpu().numpy().astype(np.float32)
+    atomic_write(path, lambda f: np.save(f, array))
