@@ -20,7 +20,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DETECTOR_CONFIG = "configs/ov_shapes/ovrcnn_clip_frozen.yaml"
+DETECTOR_CONFIG = "configs/ov_shapes/ovrcnn_clip_rn_frozen.yaml"
 CLIP_CONFIG = "configs/ov_shapes/clip_tiny.yaml"
 DEMO_VOCABULARY = "star,heart,crescent|moon,house,flower"
 

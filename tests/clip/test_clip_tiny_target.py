@@ -31,7 +31,7 @@ def test_clip_tiny_reaches_zero_shot_target(tmp_path: Path) -> None:
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "tools/train_clip.py", "--config-file",
-         "configs/ov_shapes/clip_tiny_rn.yaml", "OUTPUT_DIR", str(out)],
+         "configs/ov_shapes/clip_tiny.yaml", "OUTPUT_DIR", str(out)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         timeout=3600,
     )  # fmt: skip

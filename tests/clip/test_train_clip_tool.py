@@ -15,7 +15,7 @@ from ovvision.modeling.text import create_text_encoder
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "ov_shapes" / "clip_tiny.yaml"
-TINY = "OVShapes-CLIP-Tiny"
+TINY = "OVShapes-CLIP-RN-Tiny"  # the architecture configs/ov_shapes/clip_tiny.yaml trains
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
