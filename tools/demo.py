@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Run a trained detector on your images with your own class names.
 
-    python tools/demo.py --config-file configs/ov_shapes/ovrcnn_clip_frozen.yaml \\
+    python tools/demo.py --config-file configs/ov_shapes/ovrcnn_clip_rn_frozen.yaml \\
         --weights output/quickstart/ovrcnn/model_final.pth --input photos/ "more/*.png" \\
         --output out/demo --vocabulary custom --custom-vocabulary "star,heart,moon|crescent"
 

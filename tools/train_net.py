@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train and evaluate ovvision detectors with detectron2's command-line flags.
 
-    python tools/train_net.py --config-file configs/ov_shapes/ovrcnn_tiny.yaml
+    python tools/train_net.py --config-file configs/ov_shapes/ovrcnn_clip_rn_frozen.yaml
     python tools/train_net.py --config-file CFG --num-gpus 2 MODEL.DEVICE cpu   # 2 gloo procs
     python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS out/model_final.pth
     python tools/train_net.py --config-file CFG --resume                         # continue a run

@@ -20,7 +20,7 @@ class Predictor:
 
     Example::
 
-        predictor = Predictor("configs/ov_shapes/ovrcnn_tiny.yaml", "model_final.pth")
+        predictor = Predictor("configs/ov_shapes/ovrcnn_clip_rn_frozen.yaml", "model_final.pth")
         predictor.set_vocabulary(["star", "heart", "crescent"])
         instances = predictor("photo.jpg")  # pred_boxes, scores, pred_classes, pred_masks
 
