@@ -88,10 +88,14 @@ _C.MODEL.REGION_CLIP = CN()
 _C.MODEL.REGION_CLIP.SOURCE = ""  # CLIP embeddings of boxes: "", "dense" (CLIP backbone), "crops"
 _C.MODEL.REGION_CLIP.CROP_SCALE = 1.0  # "crops": side of the square crop / longer side of the box
 _C.MODEL.REGION_CLIP.FUSION = False  # fuse detector and CLIP scores at inference (geometric mean)
-_C.MODEL.REGION_CLIP.TEMPERATURE = 100.0  # CLIP score = softmax(TEMPERATURE * cos) over classes
+# CLIP score = softmax(TEMPERATURE * cos) over classes; <= 0: the CLIP model's own learnt logit
+# scale (100 for OpenAI weights), the temperature its image-text similarities were trained with.
+_C.MODEL.REGION_CLIP.TEMPERATURE = 0.0
 _C.MODEL.REGION_CLIP.ALPHA_SEEN = 0.35  # CLIP score exponent for classes seen in training
 _C.MODEL.REGION_CLIP.BETA_UNSEEN = 0.65  # CLIP score exponent for unseen classes
-_C.MODEL.REGION_CLIP.MAX_CROPS_PER_IMAGE = 100  # "crops" fusion: regions CLIP-scored per image
+# "crops" fusion: CLIP scores only the first this many proposals per image, in the proposer's
+# class-agnostic objectness order (0 = all)
+_C.MODEL.REGION_CLIP.MAX_CROPS_PER_IMAGE = 100
 _C.MODEL.ROI_MASK_HEAD = CN()
 _C.MODEL.ROI_MASK_HEAD.NAME = "ClassAgnosticMaskHead"  # ROI_MASK_HEAD_REGISTRY name
 _C.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION = 14  # side of the pooled mask features (masks are 2x)

@@ -281,3 +281,46 @@ def test_square_crops_keep_context_and_stay_inside_the_image():
     assert squares[0].tolist() == [0.0, 4.0, 60.0, 64.0]  # centred (20, 40), shifted inside
     assert squares[1].tolist() == [0.0, 0.0, 15.0, 15.0]
     assert squares[2].tolist() == [-20.0, -40.0, 100.0, 80.0]  # too large: stays centred
+
+
+def test_fusion_temperature_defaults_to_the_clip_models_learnt_logit_scale(tmp_path):
+    from ovvision.modeling import build_model
+    from ovvision.modeling.text import create_text_encoder
+
+    clip = create_text_encoder(TINY_CLIP, pretrained=None).model
+    with torch.no_grad():
+        clip.logit_scale.fill_(torch.tensor(42.0).log())
+    weights = tmp_path / "clip.pt"
+    torch.save({"state_dict": clip.state_dict()}, weights)
+    common = ["MODEL.TEXT_ENCODER.NAME", TINY_CLIP, "MODEL.TEXT_ENCODER.PRETRAINED", str(weights),
+              "MODEL.CLIP_REGION_HEAD.EMBED_DIM", "128"]  # fmt: skip
+    learnt = build_model(tiny_config(*common))  # the default TEMPERATURE: 0, learnt
+    assert learnt.roi_heads.region_clip.tower.logit_scale == pytest.approx(42.0, rel=1e-5)
+    assert learnt.roi_heads.fusion.clip_temperature == pytest.approx(42.0, rel=1e-5)
+    fixed = build_model(tiny_config(*common, "MODEL.REGION_CLIP.TEMPERATURE", "100.0"))
+    assert fixed.roi_heads.fusion.clip_temperature == 100.0
+
+
+def test_crop_fusion_keeps_the_most_object_like_proposals_not_the_best_scored(tiny_model):
+    """Regions reach CLIP in the proposer's objectness order: a region the detector scores low
+    for every class (how a novel object looks to a head trained on base classes) is still
+    CLIP-scored when its proposal ranks high."""
+    from ovvision.modeling.region_heads.roi_heads import ScoreFusion
+
+    heads = tiny_model.roi_heads
+    previous = heads.fusion
+    heads.fusion = ScoreFusion(previous.clip_temperature, 0.35, 0.65, max_regions=2)
+    try:
+        image = torch.randn(1, 3, 64, 64)
+        boxes = [torch.tensor([[2.0, 2, 30, 30], [30, 30, 60, 60], [5, 5, 50, 50], [0, 0, 9, 9]])]
+        classes = len(tiny_model.class_names)
+        probs = [torch.full((4, classes), 0.9)]
+        probs[0][:2] = 0.01  # the two most object-like proposals look like background
+        kept_boxes, fused = heads._fuse(
+            ImageList(image, [(64, 64)]), {}, boxes, probs, tiny_model.class_embeddings,
+            tiny_model.seen_classes,
+        )  # fmt: skip
+    finally:
+        heads.fusion = previous
+    assert torch.equal(kept_boxes[0], boxes[0][:2])
+    assert fused[0].shape == (2, classes)

@@ -30,6 +30,8 @@ class ClipTower(nn.Module, ABC):
         embed_dim: dimension of CLIP's joint image-text space.
         image_size: ``(h, w)`` input size the tower was trained at (crops are resized to it).
         pixel_mean, pixel_std: CLIP's input normalisation in [0, 255] pixel units.
+        logit_scale: the multiplier of image-text cosine similarities CLIP learnt in
+            pretraining (``exp`` of its ``logit_scale``; 100 for OpenAI's weights).
     """
 
     feature_channels: dict[str, int]
@@ -45,6 +47,7 @@ class ClipTower(nn.Module, ABC):
         self.image_size = (size, size) if isinstance(size, int) else tuple(size)
         self.pixel_mean = [255.0 * m for m in pre.get("mean", open_clip.OPENAI_DATASET_MEAN)]
         self.pixel_std = [255.0 * s for s in pre.get("std", open_clip.OPENAI_DATASET_STD)]
+        self.logit_scale = float(clip_model.logit_scale.detach().exp())
         self.eval()
 
     def train(self, mode: bool = True) -> ClipTower:

@@ -57,8 +57,11 @@ class ScoreFusion:
         clip_temperature: multiplier of CLIP cosine similarities before the softmax.
         alpha_seen: CLIP exponent for classes seen in training.
         beta_unseen: CLIP exponent for the others.
-        max_regions: with the ``crops`` source, only the regions with the highest detector
-            scores (this many per image) are scored by CLIP and kept (0 = all).
+        max_regions: with the ``crops`` source, only the first this many regions per image in
+            the proposer's objectness order are scored by CLIP and kept (0 = all). The order is
+            class-agnostic on purpose: the region head learnt to call unannotated (novel)
+            objects background, so ranking by its class scores drops them before CLIP sees
+            them.
     """
 
     clip_temperature: float = 100.0
@@ -167,8 +170,11 @@ class OpenVocabROIHeads(nn.Module):
             )
             args["mask_head"] = build_mask_head(cfg, channels)
         if ccfg.FUSION:
+            temperature = ccfg.TEMPERATURE
+            if temperature <= 0 and region_clip is not None:
+                temperature = region_clip.tower.logit_scale
             args["fusion"] = ScoreFusion(
-                ccfg.TEMPERATURE, ccfg.ALPHA_SEEN, ccfg.BETA_UNSEEN, ccfg.MAX_CROPS_PER_IMAGE
+                temperature, ccfg.ALPHA_SEEN, ccfg.BETA_UNSEEN, ccfg.MAX_CROPS_PER_IMAGE
             )
         if hcfg.DISTILL_WEIGHT > 0:
             args["distillation"] = Distillation(hcfg.DISTILL_WEIGHT, hcfg.DISTILL_REGIONS_PER_IMAGE)
@@ -319,13 +325,12 @@ class OpenVocabROIHeads(nn.Module):
         class_embeddings: torch.Tensor,
         seen: torch.Tensor,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Fuse detector and CLIP probabilities; with crops, first keep the best regions."""
+        """Fuse detector and CLIP probabilities; with crops, first keep the regions of the
+        ``max_regions`` most object-like proposals (``boxes`` come in objectness order)."""
         limit = self.fusion.max_regions
         if self.region_clip.source == "crops" and limit > 0:
-            best = [p.max(dim=1).values.nan_to_num(-1.0).topk(min(limit, len(p))).indices
-                    for p in probs]  # fmt: skip
-            boxes = [b[i] for b, i in zip(boxes, best)]
-            probs = [p[i] for p, i in zip(probs, best)]
+            boxes = [b[:limit] for b in boxes]
+            probs = [p[:limit] for p in probs]
         clip_emb = self.region_clip(images, features, boxes)
         clip_probs = clip_class_probs(clip_emb, class_embeddings, self.fusion.clip_temperature)
         fused = fuse_scores(
