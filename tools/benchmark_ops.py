@@ -1,10 +1,7 @@
 """Benchmark ovvision's compiled ops against torchvision on the same inputs, side by side.
 
 Each case runs ovvision and the torchvision reference alternately on the same inputs, after a
-warm-up, and reports the median wall time of each and their ratio. Outputs are freed between
-calls, so ovvision's large CPU outputs reuse the memory of the previous one (its output cache,
-see ``ovvision.ops.output_cache_stats``); ``paste_masks_fresh_output_2t`` turns that cache off
-to show the op writing into fresh memory. The forward ROIAlign case is
+warm-up, and reports the median wall time of each and their ratio. The forward ROIAlign case is
 also compared with an estimate of its arithmetic and compulsory memory traffic, measured against
 this machine's matmul and copy throughput, to show how far the kernel is from a physical limit.
 
@@ -120,20 +117,6 @@ def mask_inputs(device: str, generator: torch.Generator) -> tuple[torch.Tensor, 
     return masks.to(device), torch.cat([center - size / 2, center + size / 2], 1).to(device)
 
 
-def without_output_cache(fn: Callable[[], object]) -> Callable[[], None]:
-    """``fn`` run with ovvision's cache of freed large outputs turned off: its output lands in
-    fresh memory (faulted and zeroed by the kernel), as torchvision's does."""
-
-    def call() -> None:
-        previous = ops.set_output_cache_limit(0)
-        try:
-            fn()
-        finally:
-            ops.set_output_cache_limit(previous)
-
-    return call
-
-
 def build_cases(device: str) -> dict[str, tuple[Callable, Callable, int | None]]:
     """name -> (ovvision call, torchvision call, CPU threads or None)."""
     g = torch.Generator().manual_seed(0)
@@ -168,7 +151,6 @@ def build_cases(device: str) -> dict[str, tuple[Callable, Callable, int | None]]
         "roi_align_bwd_2t": (ours_bwd, tv_bwd, 2),
         "roi_align_fwd_channels_last_2t": (forward(x_cl), tv_forward(x_cl), 2),
         "paste_masks_2t": (ours_paste, tv_paste, 2),
-        "paste_masks_fresh_output_2t": (without_output_cache(ours_paste), tv_paste, 2),
     }
 
 

@@ -5,20 +5,13 @@
 #include <torch/library.h>
 
 #include <string>
-#include <vector>
 
 #include "common/cpu_isa.h"
-#include "common/large_alloc.h"
 
 namespace {
 
 std::string cpu_isa_string() {
   return ovvision::cpu_isa_name(ovvision::cpu_isa());
-}
-
-std::vector<int64_t> output_cache_stats() {
-  const ovvision::OutputCacheStats s = ovvision::output_cache_stats();
-  return {s.cached_bytes, s.limit_bytes, s.hits, s.misses};
 }
 
 }  // namespace
@@ -36,11 +29,6 @@ TORCH_LIBRARY(ovvision, m) {
       "float? threshold=None) -> Tensor");
   // The vector ISA the CPU kernels run with (avx512, avx2 or base), for benchmarks and tests.
   m.def("_cpu_isa() -> str", &cpu_isa_string);
-  // The cache of freed large CPU outputs (common/large_alloc.h): [cached bytes, limit, hits,
-  // misses]; set the byte limit (returns the previous one); free every cached buffer.
-  m.def("_output_cache_stats() -> int[]", &output_cache_stats);
-  m.def("_set_output_cache_limit(int bytes) -> int", &ovvision::set_output_cache_limit);
-  m.def("_release_output_cache() -> int", &ovvision::release_output_cache);
 }
 
 // `import ovvision._C` only has to run the static registrations above; the module is empty.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass
 
 import torch
 
@@ -57,46 +56,6 @@ def op_supports(device: torch.device) -> bool:
 def cpu_isa() -> str:
     """The vector ISA the CPU kernels run with (``avx512``, ``avx2``, ``base``), or ``none``."""
     return torch.ops.ovvision._cpu_isa() if _LOADED else "none"
-
-
-@dataclass(frozen=True)
-class OutputCacheStats:
-    """The cache of freed large CPU outputs of the compiled ops (tensors of 32 MiB and more).
-
-    Attributes:
-        cached_bytes: freed output buffers held for reuse.
-        limit_bytes: most bytes held (``$OVVISION_OUTPUT_CACHE_MB``, default 1024 MiB).
-        hits: large outputs written into a cached buffer since the process started.
-        misses: large outputs that took fresh memory.
-    """
-
-    cached_bytes: int
-    limit_bytes: int
-    hits: int
-    misses: int
-
-
-def output_cache_stats() -> OutputCacheStats:
-    """Where the output cache stands (all zeros without the extension)."""
-    if not _LOADED:
-        return OutputCacheStats(0, 0, 0, 0)
-    return OutputCacheStats(*torch.ops.ovvision._output_cache_stats())
-
-
-def set_output_cache_limit(limit_bytes: int) -> int:
-    """Hold at most ``limit_bytes`` of freed outputs (0 turns reuse off); returns the old limit.
-
-    Raises:
-        RuntimeError: without the compiled extension, or for a negative limit.
-    """
-    if not _LOADED:
-        raise RuntimeError("set_output_cache_limit needs the compiled extension ovvision._C")
-    return int(torch.ops.ovvision._set_output_cache_limit(int(limit_bytes)))
-
-
-def empty_output_cache() -> int:
-    """Free the cached output buffers (like ``torch.cuda.empty_cache``); returns the bytes freed."""
-    return int(torch.ops.ovvision._release_output_cache()) if _LOADED else 0
 
 
 def is_channels_last(t: torch.Tensor) -> bool:

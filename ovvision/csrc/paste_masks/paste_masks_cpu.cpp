@@ -1,5 +1,6 @@
 // paste_masks on CPU: one fused pass that writes every output row once (zeros outside the
 // pasted box, the bilinear resize of the padded mask inside), parallel over rows of all masks.
+// Into fresh zero-filled memory only the rows a box reaches are written.
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
 
@@ -95,10 +96,12 @@ void paste_row(const PreparedMask<T>& pm, int64_t y, int64_t width, T threshold,
   }
 }
 
+// `out_is_zero`: the output memory already holds zeros (fresh from the kernel), so rows that no
+// box reaches are left untouched rather than written with zeros.
 template <typename S, typename T, typename O>
 void paste_masks_kernel(
     const at::Tensor& masks, const at::Tensor& int_boxes, int64_t padding,
-    std::optional<double> threshold, at::Tensor& out) {
+    std::optional<double> threshold, bool out_is_zero, at::Tensor& out) {
   const int64_t n_masks = masks.size(0);
   const int64_t mask_h = masks.size(2);
   const int64_t mask_w = masks.size(3);
@@ -125,7 +128,11 @@ void paste_masks_kernel(
           vrow.resize(pm.padded_w);
           current = n;
         }
-        paste_row(pm, r % height, width, thr, binary, vrow.data(), row.get());
+        const int64_t y = r % height;
+        if (out_is_zero && (y < pm.ys || y >= pm.ye || pm.xs >= pm.xe)) {
+          continue;
+        }
+        paste_row(pm, y, width, thr, binary, vrow.data(), row.get());
         copy_out(out_data + r * width, row.get(), width, stream);
       }
     }
@@ -139,8 +146,9 @@ at::Tensor paste_masks_cpu(
   check_paste_masks_args(masks, boxes, height, width, padding, threshold);
   const at::ScalarType out_type = threshold.has_value() ? at::kBool : masks.scalar_type();
   const std::array<int64_t, 4> sizes{masks.size(0), 1, height, width};
-  at::Tensor out =
-      empty_large(sizes, masks.options().dtype(out_type), at::MemoryFormat::Contiguous);
+  bool out_is_zero = false;
+  at::Tensor out = empty_large(
+      sizes, masks.options().dtype(out_type), at::MemoryFormat::Contiguous, out_is_zero);
   if (out.numel() == 0) {
     return out;
   }
@@ -149,9 +157,10 @@ at::Tensor paste_masks_cpu(
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, m.scalar_type(), "paste_masks", [&] {
     using T = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
     if (threshold.has_value()) {
-      paste_masks_kernel<scalar_t, T, bool>(m, int_boxes, padding, threshold, out);
+      paste_masks_kernel<scalar_t, T, bool>(m, int_boxes, padding, threshold, out_is_zero, out);
     } else {
-      paste_masks_kernel<scalar_t, T, scalar_t>(m, int_boxes, padding, threshold, out);
+      paste_masks_kernel<scalar_t, T, scalar_t>(
+          m, int_boxes, padding, threshold, out_is_zero, out);
     }
   });
   return out;
