@@ -118,3 +118,33 @@ def test_demo_skips_bad_files_and_rejects_bad_vocabulary(tiny_ov_shapes, tmp_pat
     missing = [*base[:4], str(tmp_path / "nope.pth"), *base[5:]]
     proc = _run([*missing, "--input", str(inputs), "--custom-vocabulary", "star", *opts], env, ROOT)
     assert proc.returncode != 0 and "nope.pth" in proc.stderr
+
+
+def test_proposal_recall_tool_counts_every_box_of_each_split(tiny_ov_shapes, tmp_path):
+    root, env = tiny_ov_shapes
+    out = tmp_path / "run"
+    proc = _run(
+        ["tools/train_net.py", "--config-file", str(CONFIG), *_opts(root, out, 1)], env, ROOT
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    recall_json = tmp_path / "recall.json"
+    val_json = root / "ov_shapes/annotations/instances_val.json"
+    proc = _run(
+        ["tools/proposal_recall.py", "--config-file", str(CONFIG),
+         "--weights", str(out / "model_final.pth"), "--dataset", "ov_shapes_val",
+         "--top", "5", "50", "--output", str(recall_json),
+         "MODEL.TEXT_ENCODER.PRETRAINED", "", "VOCABULARY.CACHE_DIR", str(root / "cache"),
+         "VOCABULARY.ANNOTATION_JSON", str(val_json), "DATALOADER.NUM_WORKERS", "0"],
+        env, ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    recall = json.loads(recall_json.read_text())
+    gt = json.loads(val_json.read_text())
+    novel = {c["id"] for c in gt["categories"] if c["split"] == "novel"}
+    anns = [a for a in gt["annotations"] if not a.get("iscrowd", 0)]
+    num_novel = sum(a["category_id"] in novel for a in anns)
+    assert set(recall) == {"5", "50"}
+    for r in recall.values():
+        assert (r["num_base"], r["num_novel"]) == (len(anns) - num_novel, num_novel)
+        assert all(0.0 <= r[s] <= 1.0 for s in ("base", "novel", "all"))
+    assert recall["50"]["all"] >= recall["5"]["all"]
