@@ -72,13 +72,22 @@ def test_train_resume_and_eval_only(tiny_ov_shapes, tmp_path):
     assert json.loads((eval_out / "eval_results.json").read_text()) == final
 
 
-def test_demo_skips_bad_files_and_rejects_bad_vocabulary(tiny_ov_shapes, tmp_path):
+@pytest.fixture(scope="module")
+def one_iteration_weights(tiny_ov_shapes, tmp_path_factory) -> Path:
+    """model_final.pth of a one-iteration training run on the tiny OV-Shapes."""
     root, env = tiny_ov_shapes
-    out = tmp_path / "run"
+    out = tmp_path_factory.mktemp("one_iteration")
     proc = _run(
         ["tools/train_net.py", "--config-file", str(CONFIG), *_opts(root, out, 1)], env, ROOT
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
+    return out / "model_final.pth"
+
+
+def test_demo_skips_bad_files_and_rejects_bad_vocabulary(
+    tiny_ov_shapes, one_iteration_weights, tmp_path
+):
+    root, env = tiny_ov_shapes
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     val_images = sorted((root / "ov_shapes" / "val").iterdir())[:2]
@@ -86,7 +95,7 @@ def test_demo_skips_bad_files_and_rejects_bad_vocabulary(tiny_ov_shapes, tmp_pat
         (inputs / img.name).write_bytes(img.read_bytes())
     (inputs / "corrupt.jpg").write_text("this is not an image")
     demo_out = tmp_path / "demo"
-    weights = str(out / "model_final.pth")
+    weights = str(one_iteration_weights)
     base = ["tools/demo.py", "--config-file", str(CONFIG), "--weights", weights,
             "--output", str(demo_out), "--confidence-threshold", "0.0"]  # fmt: skip
     val_json = str(root / "ov_shapes/annotations/instances_val.json")
@@ -120,18 +129,15 @@ def test_demo_skips_bad_files_and_rejects_bad_vocabulary(tiny_ov_shapes, tmp_pat
     assert proc.returncode != 0 and "nope.pth" in proc.stderr
 
 
-def test_proposal_recall_tool_counts_every_box_of_each_split(tiny_ov_shapes, tmp_path):
+def test_proposal_recall_tool_counts_every_box_of_each_split(
+    tiny_ov_shapes, one_iteration_weights, tmp_path
+):
     root, env = tiny_ov_shapes
-    out = tmp_path / "run"
-    proc = _run(
-        ["tools/train_net.py", "--config-file", str(CONFIG), *_opts(root, out, 1)], env, ROOT
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
     recall_json = tmp_path / "recall.json"
     val_json = root / "ov_shapes/annotations/instances_val.json"
     proc = _run(
         ["tools/proposal_recall.py", "--config-file", str(CONFIG),
-         "--weights", str(out / "model_final.pth"), "--dataset", "ov_shapes_val",
+         "--weights", str(one_iteration_weights), "--dataset", "ov_shapes_val",
          "--top", "5", "50", "--output", str(recall_json),
          "MODEL.TEXT_ENCODER.PRETRAINED", "", "VOCABULARY.CACHE_DIR", str(root / "cache"),
          "VOCABULARY.ANNOTATION_JSON", str(val_json), "DATALOADER.NUM_WORKERS", "0"],
