@@ -55,15 +55,11 @@ def proposal_recall(
         total += torch.bincount(split, minlength=2)
         if len(boxes) == 0:
             continue
-        iou = (
-            box_iou(boxes.float(), props.float()) if len(props) else boxes.new_zeros(len(boxes), 0)
-        )
+        iou = box_iou(boxes.float(), props.float().view(-1, 4))
         for k in top:
-            best = (
-                iou[:, :k].max(dim=1).values
-                if iou.shape[1] and k > 0
-                else iou.new_zeros(len(boxes))
-            )
+            kept = iou[:, :k]
+            # Without a kept proposal a box is missed, whatever the threshold.
+            best = kept.max(dim=1).values if kept.shape[1] else kept.new_full((len(boxes),), -1.0)
             found[k] += torch.bincount(split[best >= iou_threshold], minlength=2)
 
     def ratio(hit: int, count: int) -> float | None:

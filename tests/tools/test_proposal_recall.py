@@ -31,6 +31,8 @@ def test_recall_of_the_first_k_proposals_per_split():
     assert recall["3"] == {"base": 1.0, "novel": 0.5, "all": 0.6667, "num_base": 1, "num_novel": 2}
     strict = _tool().proposal_recall(proposals, gt_boxes, gt_novel, top=[3], iou_threshold=0.95)
     assert strict["3"]["novel"] == 0.0  # the novel box is covered at IoU 0.91 only
+    anything = _tool().proposal_recall(proposals, gt_boxes, gt_novel, top=[3], iou_threshold=0.0)
+    assert anything["3"]["novel"] == 0.5  # the image without proposals finds nothing
 
 
 def test_a_split_without_boxes_has_no_recall():
