@@ -7,7 +7,7 @@ whether the proposer finds the novel objects at all, and how many proposals the 
 scoring (``MODEL.REGION_CLIP.MAX_CROPS_PER_IMAGE``) must see to reach them.
 
     python tools/proposal_recall.py --config-file CFG --weights model_final.pth \\
-        --dataset ov_shapes_val --top 30 100 [--iou 0.5] [--output recall.json] [KEY VALUE ...]
+        --dataset ov_shapes_val --top 30,100 [--iou 0.5] [--output recall.json] [KEY VALUE ...]
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import logging
 from collections.abc import Sequence
 
 import torch
-from torchvision.ops import box_iou
+from torchvision.ops import box_convert, box_iou
 
 from ovvision.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader
 from ovvision.engine.predictor import Predictor
+from ovvision.structures import Boxes
 from ovvision.utils.file_io import atomic_write
 from ovvision.utils.logger import setup_logger
 
@@ -82,13 +83,19 @@ def main() -> None:
     p.add_argument("--config-file", required=True)
     p.add_argument("--weights", required=True)
     p.add_argument("--dataset", required=True, help="registered dataset with annotations")
-    p.add_argument("--top", type=int, nargs="+", default=[30, 100], help="proposal counts K")
+    p.add_argument(
+        "--top", default="30,100", help="comma-separated proposal counts K (default: 30,100)"
+    )
     p.add_argument("--iou", type=float, default=0.5, help="IoU at which a box counts as found")
     p.add_argument("--output", help="json file to write the recalls to")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     args = p.parse_args()
-    if any(k < 1 for k in args.top):
-        p.error(f"--top takes positive proposal counts, got {args.top}")
+    try:
+        top = [int(k) for k in args.top.split(",")]
+    except ValueError:
+        top = []
+    if not top or any(k < 1 for k in top):
+        p.error(f"--top takes comma-separated positive proposal counts, got {args.top!r}")
     setup_logger(None)
 
     predictor = Predictor(args.config_file, args.weights, opts=args.opts)
@@ -104,13 +111,14 @@ def main() -> None:
             boxes, _ = model.proposal_generator(images, model.backbone(images.tensor))
             for item, props, (in_h, in_w) in zip(batch, boxes, images.image_sizes):
                 record = dicts[item["image_id"]]
-                scale = torch.tensor([record["width"] / in_w, record["height"] / in_h] * 2)
                 anns = [a for a in record.get("annotations", []) if not a.get("iscrowd", 0)]
                 xywh = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).view(-1, 4)
-                proposals.append(props.cpu() * scale)
-                gt_boxes.append(torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1))
+                kept = Boxes(props.cpu().clone())
+                kept.scale(record["width"] / in_w, record["height"] / in_h)
+                proposals.append(kept.tensor)
+                gt_boxes.append(box_convert(xywh, "xywh", "xyxy"))
                 gt_novel.append(novel_ids[[a["category_id"] for a in anns]].view(-1))
-    recall = proposal_recall(proposals, gt_boxes, gt_novel, args.top, args.iou)
+    recall = proposal_recall(proposals, gt_boxes, gt_novel, top, args.iou)
     for k, r in recall.items():
         logger.info(
             "first %s proposals: recall@%.2f base %s, novel %s, all %s (%d base, %d novel boxes)",

@@ -138,7 +138,7 @@ def test_proposal_recall_tool_counts_every_box_of_each_split(
     proc = _run(
         ["tools/proposal_recall.py", "--config-file", str(CONFIG),
          "--weights", str(one_iteration_weights), "--dataset", "ov_shapes_val",
-         "--top", "5", "50", "--output", str(recall_json),
+         "--output", str(recall_json), "--top", "5,50",  # config overrides follow --top
          "MODEL.TEXT_ENCODER.PRETRAINED", "", "VOCABULARY.CACHE_DIR", str(root / "cache"),
          "VOCABULARY.ANNOTATION_JSON", str(val_json), "DATALOADER.NUM_WORKERS", "0"],
         env, ROOT,

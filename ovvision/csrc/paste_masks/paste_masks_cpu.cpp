@@ -45,6 +45,11 @@ struct PreparedMask {
   T scale_h = 1;
   std::vector<T> padded;        // (padded_h, padded_w)
   std::vector<Lerp<T>> cols;    // for x in [xs, xe)
+
+  // Whether output row y holds any pixel of the pasted box.
+  bool covers_row(int64_t y) const {
+    return y >= ys && y < ye && xs < xe;
+  }
 };
 
 template <typename S, typename T>
@@ -80,7 +85,7 @@ template <typename T, typename O>
 void paste_row(const PreparedMask<T>& pm, int64_t y, int64_t width, T threshold, bool binary,
                T* vrow, O* row) {
   std::fill(row, row + width, O(0));
-  if (y < pm.ys || y >= pm.ye || pm.xs >= pm.xe) {
+  if (!pm.covers_row(y)) {
     return;
   }
   const Lerp<T> ly = lerp_at(y - pm.y0, pm.padded_h, pm.scale_h);
@@ -129,7 +134,7 @@ void paste_masks_kernel(
           current = n;
         }
         const int64_t y = r % height;
-        if (out_is_zero && (y < pm.ys || y >= pm.ye || pm.xs >= pm.xe)) {
+        if (out_is_zero && !pm.covers_row(y)) {
           continue;
         }
         paste_row(pm, y, width, thr, binary, vrow.data(), row.get());
