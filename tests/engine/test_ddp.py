@@ -85,7 +85,20 @@ def test_launch_joins_a_torchrun_job(tmp_path):
     )
     out = tmp_path / "out.json"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(script), str(out)]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, timeout=120, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+           "--tee", "3", str(script), str(out)]  # fmt: skip
+    # A worker sometimes aborts while the process exits, after the job's work is done and its
+    # process group destroyed ("terminate called without an active exception", about 1 job in
+    # 30 here, in torch's teardown). Only that failure, with the job's output complete, earns
+    # another attempt; any other failure, or three such aborts, fails the test.
+    for _ in range(3):
+        out.unlink(missing_ok=True)
+        proc = subprocess.run(cmd, capture_output=True, timeout=120, cwd=tmp_path)
+        stderr = proc.stderr.decode()
+        if proc.returncode == 0:
+            break
+        exit_abort = "terminate called without an active exception" in stderr + proc.stdout.decode()
+        if not (exit_abort and out.is_file()):
+            break
+        assert json.loads(out.read_text()) == {"got": [0, 10], "local": 2}
+    assert proc.returncode == 0, stderr[-2000:]
     assert json.loads(out.read_text()) == {"got": [0, 10], "local": 2}
