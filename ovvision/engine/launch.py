@@ -150,7 +150,7 @@ def _distributed_worker(
         comm.synchronize()
         main_func(*args)
     finally:
-        dist.destroy_process_group()
+        comm.destroy_process_group()
 
 
 def _run_under_torchrun(
@@ -163,4 +163,4 @@ def _run_under_torchrun(
         comm.synchronize()
         main_func(*args)
     finally:
-        dist.destroy_process_group()
+        comm.destroy_process_group()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-_LOCAL_PROCESS_GROUP: dist.ProcessGroup | None = None
+# The gloo group for object collectives when the default group is NCCL; None until first needed.
+_CPU_GROUP: dist.ProcessGroup | None = None
 _LOCAL_RANK: int = 0
 _LOCAL_SIZE: int = 1
 
@@ -57,12 +57,34 @@ def synchronize() -> None:
         dist.barrier()
 
 
-@functools.lru_cache
 def _cpu_group() -> dist.ProcessGroup:
-    """A gloo group for Python objects, so object collectives never touch GPU memory."""
+    """A gloo group for Python objects, so object collectives never touch GPU memory.
+
+    Only the extra group made for NCCL jobs is kept here, and :func:`destroy_process_group` drops
+    it: a reference held past the job would keep a destroyed group, and its worker threads, alive
+    until interpreter shutdown.
+    """
+    global _CPU_GROUP
     if dist.get_backend() == "gloo":
         return dist.group.WORLD
-    return dist.new_group(backend="gloo")
+    if _CPU_GROUP is None:
+        _CPU_GROUP = dist.new_group(backend="gloo")
+    return _CPU_GROUP
+
+
+def destroy_process_group() -> None:
+    """Destroy the default process group and the groups made from it, and join their threads.
+
+    Every reference this module holds is dropped first, so the groups are freed here, while
+    Python still runs, rather than at interpreter shutdown. A gloo worker thread that releases
+    its last collective's tensors during shutdown needs the GIL, which a finalizing interpreter
+    no longer grants (the thread is force-unwound through a ``noexcept`` destructor and the
+    process aborts with "terminate called without an active exception").
+    """
+    global _CPU_GROUP
+    _CPU_GROUP = None
+    if is_distributed():
+        dist.destroy_process_group()
 
 
 def all_gather(data: Any) -> list[Any]:
