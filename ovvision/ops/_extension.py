@@ -3,19 +3,28 @@
 Importing ``ovvision._C`` registers the ``torch.ops.ovvision.*`` operators. When the extension
 was not built (pure-Python install) the ops in :mod:`ovvision.ops` fall back to their references;
 when it exists but cannot be loaded (built against another torch, say) a warning says why.
+``OVVISION_NO_EXT=1`` leaves it unloaded on purpose, so the references run (the fallback tests).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
 
 import torch
 
 logger = logging.getLogger(__name__)
 
 
+def extension_disabled() -> bool:
+    """Whether ``OVVISION_NO_EXT=1`` asks for the pure-PyTorch references instead of ``_C``."""
+    return os.environ.get("OVVISION_NO_EXT", "0") == "1"
+
+
 def _load() -> bool:
+    if extension_disabled():
+        return False
     try:
         importlib.import_module("ovvision._C")
     except ModuleNotFoundError as e:
