@@ -29,12 +29,13 @@ _C.MODEL.PIXEL_STD = [58.395, 57.12, 57.375]  # per-channel std of RGB pixels in
 _C.MODEL.MASK_ON = True  # predict class-agnostic instance masks (trained where gt_masks exist)
 _C.MODEL.BACKBONE = CN()
 _C.MODEL.BACKBONE.NAME = "TimmFPNBackbone"  # TimmFPNBackbone or ClipImageBackbone (registry name)
-_C.MODEL.BACKBONE.FREEZE_AT = 2  # timm: frozen feature levels (0 none, 1 stem, 2 stem+stage 1)
+_C.MODEL.BACKBONE.FREEZE_AT = 2  # timm: 0 none, 1 stem, k stem + first k-1 feature_info stages
 _C.MODEL.TIMM = CN()
 _C.MODEL.TIMM.NAME = "resnet50"  # timm model created with features_only=True
 _C.MODEL.TIMM.PRETRAINED = ""  # "" random, "timm" = timm's pretrained weights, or a weights file
-_C.MODEL.TIMM.OUT_INDICES = [1, 2, 3, 4]  # timm feature levels fed to the FPN (0 = stem)
+_C.MODEL.TIMM.OUT_INDICES = []  # feature_info levels to use; [] = one per stride, minus stride 2
 _C.MODEL.TIMM.FROZEN_BN = True  # replace batch norms by frozen ones (small per-GPU batches)
+_C.MODEL.TIMM.PYRAMID_SCALES = [4.0, 2.0, 1.0, 0.5]  # one-map models (plain ViT): scales vs map
 # The ClipImageBackbone is the frozen image tower of MODEL.TEXT_ENCODER's CLIP model (F-VLM).
 _C.MODEL.CLIP_BACKBONE = CN()
 _C.MODEL.CLIP_BACKBONE.PYRAMID_SCALES = [4.0, 2.0, 1.0, 0.5]  # ViT towers: level scales vs tokens
