@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import pickle
@@ -21,6 +22,7 @@ from .samplers import InferenceSampler, RepeatFactorTrainingSampler, TrainingSam
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "UnreadableImage",
     "build_detection_test_loader",
     "build_detection_train_loader",
     "get_detection_dataset_dicts",
@@ -139,6 +141,27 @@ class _MappedBatches(IterableDataset):
                 bucket.clear()
 
 
+@dataclasses.dataclass(frozen=True)
+class UnreadableImage:
+    """An image of an inference dataset that could not be read (the mapper logged why).
+
+    It stays part of the dataset: :func:`~ovvision.evaluation.inference_on_dataset` hands it to
+    the evaluator, which counts its ground truth as missed.
+    """
+
+    image_id: Any
+    file_name: str
+    height: int | None = None
+    width: int | None = None
+
+    def as_input(self) -> dict[str, Any]:
+        """A mapper-like dict without pixels: ``image_id``, ``file_name``, and the size if known."""
+        out = {"image_id": self.image_id, "file_name": self.file_name}
+        if self.height is not None and self.width is not None:
+            out.update(height=self.height, width=self.width)
+        return out
+
+
 class _MappedList(Dataset):
     def __init__(self, dataset: Sequence[dict], mapper: Mapper):
         self.dataset, self.mapper = dataset, mapper
@@ -146,28 +169,38 @@ class _MappedList(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
-        return self.mapper(self.dataset[index])
+    def __getitem__(self, index: int) -> dict[str, Any] | UnreadableImage:
+        record = self.dataset[index]
+        mapped = self.mapper(record)
+        if mapped is None:
+            return UnreadableImage(
+                record.get("image_id"),
+                record["file_name"],
+                record.get("height"),
+                record.get("width"),
+            )
+        return mapped
 
 
 class _InferenceBatches:
-    """Batches of one readable image; an unreadable image is skipped (the mapper logged it)."""
+    """Batches of one readable image. Unreadable images are not yielded: they are collected in
+    :attr:`unreadable` (this pass's, in dataset order), for the evaluator to score as missed."""
 
     def __init__(self, loader: DataLoader):
         self.loader = loader
         self.dataset = loader.dataset
+        self.unreadable: list[UnreadableImage] = []
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        self.unreadable = []
         for batch in self.loader:
-            if batch:
-                yield batch
-
-
-def _list_without_unreadable(batch: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
-    return [d for d in batch if d is not None]
+            readable = [d for d in batch if not isinstance(d, UnreadableImage)]
+            self.unreadable.extend(d for d in batch if isinstance(d, UnreadableImage))
+            if readable:
+                yield readable
 
 
 def _identity(batch: Any) -> Any:
@@ -254,7 +287,9 @@ def build_detection_test_loader(
     """A loader of batches of one mapped dict over this rank's shard of the dataset(s).
 
     Every image goes to exactly one rank (no padding duplicates). An image the mapper cannot read
-    is logged and skipped, so one bad file does not stop an evaluation.
+    is logged and not yielded, so one bad file does not stop an evaluation; it is listed in the
+    loader's ``unreadable`` (:class:`UnreadableImage`), which ``inference_on_dataset`` passes to
+    the evaluator so that its ground truth still counts (as missed).
 
     Args:
         cfg: reads ``DATALOADER.NUM_WORKERS`` (and ``INPUT.*`` through the default mapper).
@@ -270,6 +305,6 @@ def build_detection_test_loader(
         sampler=InferenceSampler(len(dataset)),
         batch_size=1,
         num_workers=cfg.DATALOADER.NUM_WORKERS,
-        collate_fn=_list_without_unreadable,
+        collate_fn=_identity,
     )
     return _InferenceBatches(loader)

@@ -64,7 +64,9 @@ class COCOFormatEvaluator(DatasetEvaluator):
     """Base of the COCO-format evaluators (see the module docstring).
 
     Metrics are percentages (0-100, like detectron2); a metric with no ground truth to measure is
-    NaN. Besides metrics, each task's dict holds counts: ``num_images``, ``max_dets_per_image``
+    NaN. Besides metrics, each task's dict holds counts: ``num_images``, ``num_images_unreadable``
+    (images whose file could not be read: scored with no detections, so their ground truth counts
+    as missed; see :meth:`process_unreadable`), ``max_dets_per_image``
     (-1: no cap), ``num_dets_over_cap`` (detections the cap removed), ``num_classes_without_gt``
     (classes left out of every class average) and, with a class split, ``num_classes_base`` /
     ``num_classes_novel`` (the classes averaged in each).
@@ -161,6 +163,7 @@ class COCOFormatEvaluator(DatasetEvaluator):
         self._results: list[COCOResult] = []
         self._num_over_cap = 0
         self._has_masks = False
+        self._unreadable: list[str] = []
 
     def process(self, inputs: list[dict[str, Any]], outputs: list[Any]) -> None:
         """Convert each image's predicted Instances (see
@@ -187,10 +190,28 @@ class COCOFormatEvaluator(DatasetEvaluator):
             self._num_over_cap += removed
             self._has_masks = self._has_masks or instances.has("pred_masks")
 
+    def process_unreadable(self, inputs: list[dict[str, Any]]) -> None:
+        """Keep images whose file could not be read in the evaluated set, with no detections.
+
+        Args:
+            inputs: dicts with ``image_id`` and ``file_name``.
+        """
+        for inp in inputs:
+            if "image_id" not in inp:
+                raise KeyError(f"An unreadable image has no 'image_id' (keys: {sorted(inp)})")
+            self._image_ids.append(int(inp["image_id"]))
+            self._unreadable.append(str(inp.get("file_name", inp["image_id"])))
+
     def evaluate(self) -> dict[str, Any]:
         """Gather from every process; metrics on the main process, ``{}`` on the others."""
         comm.synchronize()
-        local = (self._image_ids, self._results, self._num_over_cap, self._has_masks)
+        local = (
+            self._image_ids,
+            self._results,
+            self._num_over_cap,
+            self._has_masks,
+            self._unreadable,
+        )
         gathered = comm.gather(local, dst=0)
         if not comm.is_main_process():
             return {}
@@ -212,7 +233,13 @@ class COCOFormatEvaluator(DatasetEvaluator):
             else:
                 logger.warning(f"No segm evaluation: {self._gt_json} has annotations without masks")
         num_over_cap = sum(part[2] for part in gathered)
-        return self._evaluate(results, tasks, image_ids, num_over_cap)
+        unreadable = sorted(f for part in gathered for f in part[4])
+        if unreadable:
+            logger.warning(
+                f"{len(unreadable)} of {len(image_ids)} images could not be read; their ground "
+                f"truth counts as missed: {unreadable}"
+            )
+        return self._evaluate(results, tasks, image_ids, num_over_cap, len(unreadable))
 
     def evaluate_results(
         self,
@@ -238,12 +265,14 @@ class COCOFormatEvaluator(DatasetEvaluator):
         tasks: tuple[str, ...],
         image_ids: Sequence[int] | None,
         num_over_cap: int,
+        num_unreadable: int = 0,
     ) -> dict[str, dict[str, float]]:
         self._check_ids(results, image_ids)
         results, removed = cap_detections_per_image(results, self._max_dets_per_image)
         results, info = self._select_results(results)
         info.update(
             num_images=len(image_ids) if image_ids is not None else len(self._coco_gt.imgs),
+            num_images_unreadable=num_unreadable,
             max_dets_per_image=self._max_dets_per_image or -1,
             num_dets_over_cap=num_over_cap + removed,
         )

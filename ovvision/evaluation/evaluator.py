@@ -53,6 +53,22 @@ class DatasetEvaluator:
             outputs: the model's outputs, one per image, in the same order.
         """
 
+    def process_unreadable(self, inputs: list[dict[str, Any]]) -> None:
+        """Record images of the dataset whose files could not be read.
+
+        They stay in the evaluated set with no predictions (their ground truth counts as missed),
+        so that a bad file lowers the score rather than silently raising it. An evaluator that
+        cannot do this raises rather than drop them.
+
+        Args:
+            inputs: one dict per image with ``image_id`` and ``file_name`` (and ``height`` and
+                ``width`` when the dataset knows them).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot score unreadable images (the first is "
+            f"'{inputs[0].get('file_name')}'); fix or remove the files"
+        )
+
     def evaluate(self) -> dict[str, Any]:
         """Metrics over everything processed (on all processes), e.g.
         ``{"bbox": {"AP": 41.2, ...}}``; ``{}`` on processes other than the main one."""
@@ -77,6 +93,10 @@ class DatasetEvaluators(DatasetEvaluator):
     def process(self, inputs: list[dict[str, Any]], outputs: list[Any]) -> None:
         for evaluator in self._evaluators:
             evaluator.process(inputs, outputs)
+
+    def process_unreadable(self, inputs: list[dict[str, Any]]) -> None:
+        for evaluator in self._evaluators:
+            evaluator.process_unreadable(inputs)
 
     def evaluate(self) -> dict[str, Any]:
         merged: dict[str, Any] = {}
@@ -192,10 +212,15 @@ def inference_on_dataset(
     own shard of the dataset (each image in exactly one shard); the evaluator gathers across
     processes.
 
+    Images the loader could not read (its ``unreadable`` list after the pass, as
+    :func:`~ovvision.data.build_detection_test_loader` keeps it) go to the evaluator's
+    ``process_unreadable``, so their ground truth counts as missed.
+
     Args:
         model: called as ``model(batch)`` with the loader's list of mapper dicts; returns one
             output per image.
-        data_loader: yields batches (lists of mapper dicts).
+        data_loader: yields batches (lists of mapper dicts); may list unreadable images in an
+            ``unreadable`` attribute (objects with ``as_input()``).
         evaluator: one evaluator, several (combined with :class:`DatasetEvaluators`), or None to
             only run the model.
 
@@ -231,6 +256,13 @@ def inference_on_dataset(
             timer.maybe_log(idx)
             num_batches += 1
             tick = time.perf_counter()
+        unreadable = [u.as_input() for u in getattr(data_loader, "unreadable", ())]
+        if unreadable:
+            logger.warning(
+                f"{len(unreadable)} image(s) could not be read in this process and are scored "
+                f"with no detections: {[u['file_name'] for u in unreadable]}"
+            )
+            evaluator.process_unreadable(unreadable)
 
     elapsed = time.perf_counter() - timer.start
     timed = max(timer.timed_iters, 1)
