@@ -11,11 +11,27 @@ from pathlib import Path
 import pytest
 import torch
 
+from ovvision.config import get_cfg
 from ovvision.modeling.text import create_text_encoder
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "ov_shapes" / "clip_tiny.yaml"
 TINY = "OVShapes-CLIP-RN-Tiny"  # the architecture configs/ov_shapes/clip_tiny.yaml trains
+
+
+def _clip_configs() -> dict[str, str]:
+    """The CLIP pretraining configs of configs/ (those without a detector meta-architecture):
+    file name -> the open_clip architecture each trains."""
+    found = {}
+    for path in sorted((ROOT / "configs").rglob("*.yaml")):
+        cfg = get_cfg()
+        cfg.merge_from_file(str(path))
+        if not cfg.MODEL.META_ARCHITECTURE:
+            found[str(path.relative_to(ROOT))] = cfg.MODEL.TEXT_ENCODER.NAME
+    return found
+
+
+CLIP_CONFIGS = _clip_configs()
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -96,3 +112,22 @@ def test_two_gloo_processes(tiny_ov_shapes: dict[str, str], tmp_path: Path):
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "World size: 2" in proc.stdout
     assert (out / "model_final.pt").is_file() and (out / "zero_shot.json").is_file()
+
+
+def test_both_tiny_clip_configs_are_found():
+    assert {"configs/ov_shapes/clip_tiny.yaml", "configs/ov_shapes/clip_tiny_vit.yaml"} <= set(
+        CLIP_CONFIGS
+    )
+
+
+@pytest.mark.parametrize("config", sorted(CLIP_CONFIGS))
+def test_every_clip_config_trains_one_step(tiny_ov_shapes: dict[str, str], tmp_path: Path, config):
+    out = tmp_path / "run"
+    proc = _run(["tools/train_clip.py", "--config-file", config, *_opts(out, 1)], tiny_ov_shapes)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "iter 1/1" in proc.stdout
+    encoder = create_text_encoder(CLIP_CONFIGS[config], pretrained=out / "model_final.pt")
+    engine_state = torch.load(out / "model_final.pth", weights_only=True)["model"]
+    for key, value in encoder.model.state_dict().items():
+        assert torch.equal(value, engine_state[f"clip.{key}"]), key
+    assert json.loads((out / "zero_shot.json").read_text())["num_crops"] > 0

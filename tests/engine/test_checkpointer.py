@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -110,6 +111,28 @@ def test_loading_is_strict_and_names_the_keys(tmp_path):
     with pytest.raises(KeyError, match=r"unexpected keys \['1.weight', '1.bias'\]"):
         Checkpointer(smaller).load(path)
     Checkpointer(smaller, allowed_unexpected_keys=["1.weight", "1.bias"]).load(path)
+
+
+def test_allowed_keys_that_were_skipped_are_logged_by_name(tmp_path, caplog):
+    src = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    path = Checkpointer(src, str(tmp_path)).save("src")
+    logger = logging.getLogger("ovvision.checkpoint")
+    caplog.set_level(logging.INFO, logger=logger.name)
+    logger.addHandler(caplog.handler)  # whether or not a run's set-up stopped propagation
+    try:
+        bigger = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2), nn.Linear(2, 5))
+        Checkpointer(bigger, allowed_missing_keys=["2.*"]).load(path)
+        smaller = nn.Sequential(nn.Linear(3, 4))
+        Checkpointer(smaller, allowed_unexpected_keys=["1.weight", "1.bias"]).load(path)
+        exact = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+        Checkpointer(exact, allowed_missing_keys=["2.*"]).load(path)
+    finally:
+        logger.removeHandler(caplog.handler)
+    skipped = sorted({r.getMessage() for r in caplog.records if "skipped" in r.getMessage()})
+    assert skipped == [
+        f"{path}: missing keys allowed and skipped: ['2.weight', '2.bias']",
+        f"{path}: unexpected keys allowed and skipped: ['1.weight', '1.bias']",
+    ]
 
 
 def test_shape_mismatch_is_an_error(tmp_path):

@@ -52,12 +52,16 @@ def test_an_unreadable_image_counts_as_missed_and_is_reported(
     cfg.DATALOADER.NUM_WORKERS = 0
     cfg.INPUT.MIN_SIZE_TEST = 0
     evaluator = build_evaluator(cfg, name, str(tmp_path / "inference"))
-    with caplog.at_level(logging.WARNING):
+    logger = logging.getLogger("ovvision")
+    logger.addHandler(caplog.handler)  # whether or not a run's set-up stopped propagation
+    try:
         results = inference_on_dataset(
             lambda batch: [outputs[d["image_id"]] for d in batch],
             build_detection_test_loader(cfg, name),
             evaluator,
         )
+    finally:
+        logger.removeHandler(caplog.handler)
     written = read_json(save_eval_results(results, tmp_path))
 
     # The same predictions scored with the corrupt image's detections empty, and with the image
