@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from ovvision.data import MetadataCatalog, build_detection_test_loader
+from ovvision.engine.config_paths import check_dataset_files, require_file
+from ovvision.engine.defaults import run_tool
 from ovvision.engine.predictor import Predictor
 from ovvision.evaluation import build_evaluator, inference_on_dataset, write_metrics_json
 from ovvision.structures import Vocabulary
@@ -45,7 +47,10 @@ def main() -> None:
     args = p.parse_args()
     setup_logger(None)
 
-    predictor = Predictor(args.config_file, args.weights, opts=args.opts)
+    require_file(args.config_file, "--config-file")
+    require_file(args.weights, "--weights")
+    predictor = Predictor(args.config_file, args.weights, opts=args.opts)  # registers datasets
+    check_dataset_files(args.dataset, "--dataset")
     metadata = MetadataCatalog.get(args.dataset)
     predictor.set_vocabulary(list(metadata.thing_classes))
     vocabulary = Vocabulary(
@@ -64,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main, prog="closed_vocab_control.py")

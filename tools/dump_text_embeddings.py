@@ -13,8 +13,9 @@ writes ``FILE.npy`` (float32 [C, D], unit rows, rows in the vocabulary's class o
 from __future__ import annotations
 
 import argparse
-import sys
 
+from ovvision.engine.config_paths import is_path_value, require_file
+from ovvision.engine.defaults import run_tool
 from ovvision.modeling.text import (
     BUILTIN_VOCABULARIES,
     TEMPLATE_SETS,
@@ -48,8 +49,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def check_files(args: argparse.Namespace) -> None:
+    """A missing weights, annotation or vocabulary file is an error naming its argument."""
+    for argument, kind, value in (
+        ("--pretrained", "file_or_tag", args.pretrained),
+        ("--annotation-json", "file", args.annotation_json),
+        ("--custom-vocabulary", "file_or_names", args.custom_vocabulary),
+    ):
+        if is_path_value(kind, value):
+            require_file(value, argument)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    check_files(args)
     encoder = create_text_encoder(
         args.model, pretrained=args.pretrained or None, device=args.device
     )
@@ -73,4 +86,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main, prog="dump_text_embeddings.py", user_errors=(ValueError,))

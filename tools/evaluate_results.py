@@ -19,10 +19,10 @@ import argparse
 import json
 import logging
 import math
-import os
-import sys
 from typing import Any
 
+from ovvision.engine.config_paths import require_file
+from ovvision.engine.defaults import run_tool
 from ovvision.evaluation import (
     EVALUATOR_REGISTRY,
     COCOFormatEvaluator,
@@ -82,8 +82,7 @@ def build_evaluator_for(args: argparse.Namespace) -> COCOFormatEvaluator:
         evaluator_type = MetadataCatalog.get(args.dataset).get("evaluator_type")
         kwargs: dict[str, Any] = metadata_arguments(args.dataset)
     else:
-        if not os.path.isfile(args.gt_json):
-            raise FileNotFoundError(f"--gt-json '{args.gt_json}' does not exist")
+        require_file(args.gt_json, "--gt-json")
         evaluator_type = "lvis_ov" if _is_lvis_format(args.gt_json) else "coco_ov"
         kwargs = {"gt_json": args.gt_json}
         if args.novel_classes is not None:
@@ -102,8 +101,7 @@ def build_evaluator_for(args: argparse.Namespace) -> COCOFormatEvaluator:
 
 
 def load_results(path: str) -> list[dict[str, Any]]:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"--results '{path}' does not exist")
+    require_file(path, "--results")
     with open(path) as f:
         results = json.load(f)
     if not isinstance(results, list):
@@ -139,9 +137,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     return metrics
 
 
+def _command_line() -> int:
+    main()
+    return 0
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
-    try:
-        main()
-    except (FileNotFoundError, ValueError, KeyError) as e:
-        sys.exit(f"evaluate_results: {e}")
+    run_tool(_command_line, prog="evaluate_results.py", user_errors=(ValueError, KeyError))

@@ -21,6 +21,8 @@ import torch
 from torchvision.ops import box_convert, box_iou
 
 from ovvision.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader
+from ovvision.engine.config_paths import check_dataset_files, require_file
+from ovvision.engine.defaults import run_tool
 from ovvision.engine.predictor import Predictor
 from ovvision.structures import Boxes
 from ovvision.utils.file_io import atomic_write
@@ -98,7 +100,10 @@ def main() -> None:
         p.error(f"--top takes comma-separated positive proposal counts, got {args.top!r}")
     setup_logger(None)
 
-    predictor = Predictor(args.config_file, args.weights, opts=args.opts)
+    require_file(args.config_file, "--config-file")
+    require_file(args.weights, "--weights")
+    predictor = Predictor(args.config_file, args.weights, opts=args.opts)  # registers datasets
+    check_dataset_files(args.dataset, "--dataset")
     model = predictor.model
     metadata = MetadataCatalog.get(args.dataset)
     novel_names = set(metadata.get("novel_classes", []))
@@ -131,4 +136,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main, prog="proposal_recall.py")

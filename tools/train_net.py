@@ -22,7 +22,7 @@ from typing import Any
 from torch import nn
 
 from ovvision.checkpoint import Checkpointer, unwrap_model
-from ovvision.config import CfgNode, load_config
+from ovvision.config import CfgNode
 from ovvision.data import MetadataCatalog, build_detection_test_loader, build_detection_train_loader
 from ovvision.engine import (
     AMPTrainer,
@@ -34,6 +34,7 @@ from ovvision.engine import (
     launch_from_args,
     resume_or_load,
 )
+from ovvision.engine.defaults import load_tool_config, prepare_datasets_and_files, run_tool
 from ovvision.evaluation import build_evaluator, inference_on_dataset, save_eval_results
 from ovvision.modeling import build_model
 from ovvision.solver import build_gradient_clipper, build_lr_scheduler, build_optimizer
@@ -43,8 +44,13 @@ logger = logging.getLogger("ovvision.train_net")
 
 
 def setup(args: argparse.Namespace) -> CfgNode:
-    """The run's config: defaults, then ``--config-file``, then command-line ``opts``."""
-    cfg = load_config(args.config_file, args.opts or [])
+    """The run's config: defaults, then ``--config-file``, then command-line ``opts``.
+
+    Registers the datasets of ``DATASETS.REGISTER`` and checks that every file the run reads
+    exists (a missing one raises an error naming its config key).
+    """
+    cfg = load_tool_config(args.config_file, args.opts or [])
+    prepare_datasets_and_files(cfg)
     cfg.freeze()
     default_setup(cfg, args)
     return cfg
@@ -115,5 +121,12 @@ def main(args: argparse.Namespace) -> dict[str, Any] | None:
     return None
 
 
+def _check_then_launch(args: argparse.Namespace) -> None:
+    # Checked here too, so that a bad config ends before any worker process starts.
+    prepare_datasets_and_files(load_tool_config(args.config_file, args.opts or []))
+    launch_from_args(main, args)
+
+
 if __name__ == "__main__":
-    launch_from_args(main, default_argument_parser().parse_args())
+    arguments = default_argument_parser().parse_args()
+    run_tool(lambda: _check_then_launch(arguments), prog="train_net.py")

@@ -166,6 +166,10 @@ _C.VOCABULARY.CACHE_DIR = ""  # text-embedding cache; "" = $OVVISION_CACHE/text_
 _C.DATASETS = CN()
 _C.DATASETS.TRAIN = ()  # registered dataset names to train on (they must share thing_classes)
 _C.DATASETS.TEST = ()  # registered dataset names to evaluate on, each evaluated separately
+# COCO-format datasets to register by name before TRAIN/TEST are read, one string per dataset:
+# "name=my_train,json=train.json,images=imgs[,novel=lamp|cup][,captions=caps.json]" (novel: "|"
+# separated, absent = the json's "split" fields); see docs/own_data.md
+_C.DATASETS.REGISTER = ()
 _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 2  # worker processes per loader (0 = load in the main process)
 _C.DATALOADER.ASPECT_RATIO_GROUPING = True  # batch landscape and portrait images separately

@@ -110,8 +110,13 @@ class Metadata:
                 if key not in self._fields:
                     self._fields[key] = value
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """The field ``key`` (running the lazy loader if needed), or ``default``."""
+    def get(self, key: str, default: Any = None, *, load: bool = True) -> Any:
+        """The field ``key`` (running the lazy loader if needed), or ``default``.
+
+        With ``load=False`` only fields already set are looked at (no file is read).
+        """
+        if not load:
+            return self._fields.get(key, default)
         try:
             return getattr(self, key)
         except AttributeError:

@@ -6,14 +6,19 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
 
 from ovvision.checkpoint import Checkpointer
-from ovvision.config import CfgNode
+from ovvision.config import CfgNode, ConfigError, load_config
+from ovvision.data.datasets.register_from_cfg import (
+    DatasetEntry,
+    DatasetEntryError,
+    register_datasets_from_cfg,
+)
 from ovvision.utils import comm
 from ovvision.utils.env import collect_env_info, seed_all_rng
 from ovvision.utils.events import (
@@ -25,6 +30,7 @@ from ovvision.utils.events import (
 from ovvision.utils.file_io import atomic_write
 from ovvision.utils.logger import setup_logger
 
+from .config_paths import absolute_config_paths, check_config_files, require_file
 from .hooks import EvalHook, IterationTimer, LRScheduler, PeriodicCheckpointer, PeriodicWriter
 from .train_loop import HookBase
 
@@ -73,6 +79,10 @@ def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParse
 def default_setup(cfg: CfgNode, args: argparse.Namespace | None = None) -> int:
     """Prepare a run: output dir, logging, environment report, ``config.yaml``, seeding.
 
+    ``OUTPUT_DIR/config.yaml`` holds the paths of the path keys (see
+    :mod:`ovvision.engine.config_paths`: weights, text encoder weights, jsons, embeddings,
+    ``DATASETS.REGISTER`` files, ...) as absolute paths, so it works from any folder.
+
     Returns the seed this process used (``cfg.SEED + rank``, or a random one if SEED < 0).
     """
     output_dir = cfg.OUTPUT_DIR
@@ -90,7 +100,8 @@ def default_setup(cfg: CfgNode, args: argparse.Namespace | None = None) -> int:
             logger.info("Contents of %s:\n%s", args.config_file, f.read())
     if comm.is_main_process() and output_dir:
         path = os.path.join(output_dir, "config.yaml")
-        atomic_write(path, lambda f: f.write(cfg.dump().encode()))
+        text = absolute_config_paths(cfg).dump()
+        atomic_write(path, lambda f: f.write(text.encode()))
         logger.info("Full config saved to %s", path)
     seed = seed_all_rng(-1 if cfg.SEED < 0 else cfg.SEED + rank)
     logger.info("Seed of this process: %d", seed)
@@ -98,6 +109,76 @@ def default_setup(cfg: CfgNode, args: argparse.Namespace | None = None) -> int:
     if cfg.DETERMINISTIC:
         torch.use_deterministic_algorithms(True)
     return seed
+
+
+# Errors a command-line tool reports as one line (no traceback): a missing file, an unknown or
+# malformed config key or value, a bad DATASETS.REGISTER entry.
+USER_ERRORS: tuple[type[Exception], ...] = (FileNotFoundError, ConfigError, DatasetEntryError)
+
+
+def exit_with_error(message: object, prog: str | None = None) -> NoReturn:
+    """Print ``prog: error: message`` on one line of stderr and exit with code 2 (argparse's)."""
+    prog = prog or os.path.basename(sys.argv[0])
+    text = " ".join(str(message).splitlines())
+    print(f"{prog}: error: {text}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def run_tool(
+    main: Callable[[], int | None],
+    prog: str | None = None,
+    user_errors: tuple[type[Exception], ...] = (),
+) -> NoReturn:
+    """Run a command-line tool's ``main``; exit with its return code (None = 0).
+
+    A :data:`USER_ERRORS` exception (or one of ``user_errors``) becomes the one-line
+    ``prog: error: ...`` message and exit code 2, without a traceback.
+    """
+    try:
+        code = main()
+    except USER_ERRORS + tuple(user_errors) as e:
+        exit_with_error(e, prog)
+    raise SystemExit(code or 0)
+
+
+def load_tool_config(config_file: str, opts: Sequence[str] = ()) -> CfgNode:
+    """:func:`~ovvision.config.load_config`, with a missing ``--config-file`` or a value of the
+    wrong type (``DATASETS.REGISTER name=...`` without the tuple brackets) as user errors."""
+    if config_file:
+        require_file(config_file, "--config-file")
+    try:
+        return load_config(config_file, opts)
+    except ValueError as e:  # fvcore's type check of an override: it names the key
+        raise ConfigError(
+            f"{e} (list values are Python literals on the command line, e.g. "
+            "DATASETS.TEST \"('my_val',)\")"
+        ) from None
+
+
+def prepare_datasets_and_files(
+    cfg: CfgNode, datasets: Mapping[str, str] | None = None
+) -> list[DatasetEntry]:
+    """Register ``DATASETS.REGISTER`` and check the files the run will read.
+
+    Args:
+        cfg: the run's config.
+        datasets: dataset names the run reads, each with the key or argument that named it;
+            None = ``DATASETS.TRAIN`` and ``DATASETS.TEST``.
+
+    Returns:
+        The registered entries.
+
+    Raises:
+        DatasetEntryError, ConfigError, MissingFileError: naming the key (see
+            :func:`~ovvision.engine.config_paths.check_config_files`).
+    """
+    entries = register_datasets_from_cfg(cfg)
+    if datasets is None:
+        datasets = {name: "DATASETS.TRAIN" for name in cfg.DATASETS.TRAIN}
+        for name in cfg.DATASETS.TEST:
+            datasets.setdefault(name, "DATASETS.TEST")
+    check_config_files(cfg, datasets)
+    return entries
 
 
 def default_writers(output_dir: str, max_iter: int, tensorboard: bool = False) -> list[EventWriter]:

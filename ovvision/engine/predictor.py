@@ -14,6 +14,8 @@ from ovvision.checkpoint import Checkpointer
 from ovvision.config import CfgNode, get_cfg
 from ovvision.structures import Instances, Vocabulary
 
+from .defaults import prepare_datasets_and_files
+
 
 class Predictor:
     """Run a trained detector on one image at a time.
@@ -29,6 +31,11 @@ class Predictor:
         weights: checkpoint of the model (loaded strictly, see ``MODEL.WEIGHTS_ALLOWED_*``).
         opts: extra ``KEY VALUE`` overrides.
         device: overrides ``MODEL.DEVICE``.
+
+    Raises:
+        MissingFileError: a file named by a path key (``MODEL.TEXT_ENCODER.PRETRAINED``, ...,
+            and ``weights`` as ``MODEL.WEIGHTS``) does not exist; the message names the key.
+        DatasetEntryError: a malformed ``DATASETS.REGISTER`` entry.
     """
 
     def __init__(
@@ -51,6 +58,8 @@ class Predictor:
             cfg.MODEL.DEVICE = device
         cfg.MODEL.WEIGHTS = weights
         cfg.freeze()
+        # The model reads the training dataset's class list, which may be a DATASETS.REGISTER one.
+        prepare_datasets_and_files(cfg, datasets={})
         self.cfg = cfg
         self.model = build_model(cfg)
         self.model.eval()

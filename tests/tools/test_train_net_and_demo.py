@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "ov_shapes" / "ovrcnn_clip_frozen.yaml"
@@ -108,7 +109,7 @@ def test_demo_skips_bad_files_and_rejects_bad_vocabulary(
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "corrupt.jpg" in proc.stdout + proc.stderr
     drawn = sorted(p.name for p in demo_out.glob("*.png"))
-    assert drawn == sorted(Path(p.name).stem + ".png" for p in val_images)
+    assert drawn == sorted(p.name + ".png" for p in val_images)
     predictions = json.loads((demo_out / "predictions.json").read_text())
     assert {p["category_name"] for p in predictions} <= {"star", "heart"}
     assert {Path(p["file_name"]).name for p in predictions} <= {p.name for p in val_images}
@@ -154,3 +155,52 @@ def test_proposal_recall_tool_counts_every_box_of_each_split(
         assert (r["num_base"], r["num_novel"]) == (len(anns) - num_novel, num_novel)
         assert all(0.0 <= r[s] <= 1.0 for s in ("base", "novel", "all"))
     assert recall["50"]["all"] >= recall["5"]["all"]
+
+
+def test_demo_outputs_of_distinct_inputs_never_collide(
+    tiny_ov_shapes, one_iteration_weights, tmp_path
+):
+    """a/1.png and b/1.png, x.jpg and x.png, given as files and as a glob: one output each."""
+    root, env = tiny_ov_shapes
+    val_images = sorted((root / "ov_shapes" / "val").iterdir())[:4]
+    inputs = tmp_path / "in"
+    sources = {"a/1.png": val_images[0], "b/1.png": val_images[1], "x.png": val_images[2]}
+    for name, source in sources.items():
+        (inputs / name).parent.mkdir(parents=True, exist_ok=True)
+        (inputs / name).write_bytes(source.read_bytes())
+    Image.open(val_images[3]).convert("RGB").save(inputs / "x.jpg", quality=95)
+    demo_out = tmp_path / "demo"
+    val_json = str(root / "ov_shapes/annotations/instances_val.json")
+    proc = _run(
+        [str(ROOT / "tools/demo.py"), "--config-file", str(CONFIG),
+         "--weights", str(one_iteration_weights), "--output", str(demo_out),
+         "--confidence-threshold", "0.0",
+         "--input", "in/a/1.png", "in/b/1.png", "in/x.jpg", "in/*.png",
+         "--custom-vocabulary", "star,heart,circle",
+         "--opts", "MODEL.TEXT_ENCODER.PRETRAINED", "", "VOCABULARY.CACHE_DIR",
+         str(root / "cache"), "VOCABULARY.ANNOTATION_JSON", val_json],
+        env, tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    expected = {
+        "in/a/1.png": "a/1.png.png",
+        "in/b/1.png": "b/1.png.png",
+        "in/x.jpg": "x.jpg.png",
+        "in/x.png": "x.png.png",  # from the glob, whose root in/ is the inputs' common folder
+    }
+    images = json.loads((demo_out / "images.json").read_text())
+    assert {i["file_name"]: i["output"] for i in images} == {
+        name: str(demo_out / out) for name, out in expected.items()
+    }
+    assert sorted(str(p.relative_to(demo_out)) for p in demo_out.rglob("*.png")) == sorted(
+        expected.values()
+    )
+    for image in images:  # each drawing is of its own input
+        assert Image.open(image["output"]).size == Image.open(tmp_path / image["file_name"]).size
+    predictions = json.loads((demo_out / "predictions.json").read_text())
+    by_image = {i["image_id"]: i for i in images}
+    for p in predictions:
+        assert by_image[p["image_id"]]["file_name"] == p["file_name"]
+        assert p["category_name"] == ["star", "heart", "circle"][p["category_id"]]
+    counts = {i["file_name"]: i["num_detections"] for i in images}
+    assert counts == {name: sum(p["file_name"] == name for p in predictions) for name in expected}
