@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import open_clip
 import pytest
+import torch
 from PIL import Image
+
+from ovvision.modeling.text import register_project_model_configs
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "ov_shapes" / "ovrcnn_clip_frozen.yaml"
@@ -75,14 +79,42 @@ def test_train_resume_and_eval_only(tiny_ov_shapes, tmp_path):
 
 @pytest.fixture(scope="module")
 def one_iteration_weights(tiny_ov_shapes, tmp_path_factory) -> Path:
-    """model_final.pth of a one-iteration training run on the tiny OV-Shapes."""
+    """model_final.pth of a one-iteration training run on the tiny OV-Shapes, started in a user
+    folder with relative paths for the text encoder weights and OUTPUT_DIR."""
     root, env = tiny_ov_shapes
-    out = tmp_path_factory.mktemp("one_iteration")
+    folder = tmp_path_factory.mktemp("one_iteration")
+    register_project_model_configs()
+    torch.manual_seed(0)
+    (folder / "clip").mkdir()
+    torch.save(open_clip.create_model("OVShapes-CLIP-Tiny").state_dict(), folder / "clip/tiny.pt")
+    relative = ["MODEL.TEXT_ENCODER.PRETRAINED", "clip/tiny.pt", "OUTPUT_DIR", "run"]
     proc = _run(
-        ["tools/train_net.py", "--config-file", str(CONFIG), *_opts(root, out, 1)], env, ROOT
-    )
+        [str(ROOT / "tools/train_net.py"), "--config-file", str(CONFIG),
+         *_opts(root, folder / "unused", 1), *relative],
+        env, folder,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return out / "model_final.pth"
+    return folder / "run" / "model_final.pth"
+
+
+def test_saved_config_works_from_another_folder(tiny_ov_shapes, one_iteration_weights, tmp_path):
+    """The run's config.yaml names its text encoder weights relatively to where training ran;
+    the demo started elsewhere with that config still finds them."""
+    _, env = tiny_ov_shapes
+    run = one_iteration_weights.parent
+    image = run.parent / "image.png"
+    Image.new("RGB", (96, 64), "white").save(image)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = _run(
+        [str(ROOT / "tools/demo.py"), "--config-file", str(run / "config.yaml"),
+         "--weights", str(one_iteration_weights), "--input", str(image), "--output", "out",
+         "--custom-vocabulary", "star,heart"],
+        env, elsewhere,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Traceback" not in proc.stderr
+    assert (elsewhere / "out" / "image.png.png").is_file()
 
 
 def test_demo_skips_bad_files_and_rejects_bad_vocabulary(
