@@ -17,7 +17,7 @@ from ovvision.engine.config_paths import (
     check_config_files,
     check_dataset_files,
 )
-from ovvision.engine.defaults import prepare_datasets_and_files, run_tool
+from ovvision.engine.defaults import load_tool_config, prepare_datasets_and_files, run_tool
 
 
 def _get(cfg, key: str):
@@ -174,3 +174,14 @@ def test_run_tool_reports_user_errors_on_one_line(capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_tool(lambda: None)
     assert exit_info.value.code == 0
+
+
+def test_list_value_without_brackets_is_a_config_error_with_a_hint(tmp_path):
+    entry = "name=a,json=b.json,images=c"
+    with pytest.raises(ConfigError) as error:
+        load_tool_config("", ["DATASETS.REGISTER", entry])
+    assert "DATASETS.REGISTER" in str(error.value) and "Python literals" in str(error.value)
+    cfg = load_tool_config("", ["DATASETS.REGISTER", f"('{entry}',)"])
+    assert tuple(cfg.DATASETS.REGISTER) == (entry,)
+    with pytest.raises(MissingFileError, match="^--config-file: file '.*none.yaml' does not"):
+        load_tool_config(str(tmp_path / "none.yaml"))
