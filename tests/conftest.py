@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import importlib
+import json
 import os
+import time
+from pathlib import Path
 
 import pytest
+
+from tests._tools import run_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,3 +55,54 @@ def pytest_configure(config: pytest.Config) -> None:
     problem = _extension_problem()
     if problem is not None:
         raise pytest.UsageError(problem)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedClip:
+    """The tiny CLIP of configs/ov_shapes/clip_tiny.yaml, trained once per test session.
+
+    Attributes:
+        env: environment for the tools: ``OVVISION_DATASETS`` (OV-Shapes seed 0 at its default
+            size) and ``PYTHONPATH``.
+        data_root: the ``OVVISION_DATASETS`` folder (``ov_shapes/`` inside).
+        weights: the open_clip checkpoint (``model_final.pt``) that detectors load.
+        zero_shot: ``zero_shot.json`` of the run (top-1 on the val object crops).
+        minutes: wall-clock minutes of the training command (start-up included).
+    """
+
+    env: dict[str, str]
+    data_root: Path
+    weights: Path
+    zero_shot: dict
+    minutes: float
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> TrainedClip:
+    """OV-Shapes (seed 0) generated and the tiny CLIP trained on it, once for every slow test
+    that needs them (several minutes on 2 cores)."""
+    root = tmp_path_factory.mktemp("trained_tiny_clip")
+    env = {
+        **os.environ,
+        "OVVISION_DATASETS": str(root / "datasets"),
+        "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]),
+    }
+    run_tool(
+        ["tools/make_ov_shapes.py", "--output", str(root / "datasets" / "ov_shapes"),
+         "--seed", "0", "--no-progress"],
+        env, timeout=1200,
+    )  # fmt: skip
+    out = root / "clip"
+    start = time.perf_counter()
+    run_tool(
+        ["tools/train_clip.py", "--config-file", "configs/ov_shapes/clip_tiny.yaml",
+         "OUTPUT_DIR", str(out)],
+        env, timeout=3600,
+    )  # fmt: skip
+    return TrainedClip(
+        env=env,
+        data_root=root / "datasets",
+        weights=out / "model_final.pt",
+        zero_shot=json.loads((out / "zero_shot.json").read_text()),
+        minutes=(time.perf_counter() - start) / 60,
+    )

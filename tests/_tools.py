@@ -1,0 +1,22 @@
+"""Running the scripts of tools/ from the checkout, as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_tool(args: list[str], env: dict[str, str], timeout: float) -> str:
+    """Run ``python tools/<script> ...`` in the checkout; returns its output (stdout and stderr).
+
+    Fails the calling test with the end of the output when the tool exits non-zero.
+    """
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"{' '.join(args[:3])} failed:\n{proc.stdout[-4000:]}"
+    return proc.stdout
