@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ovvision.data import MetadataCatalog, build_detection_test_loader
+from ovvision.engine import dataset_vocabulary
 from ovvision.engine.config_paths import check_dataset_files, require_file
 from ovvision.engine.defaults import run_tool
 from ovvision.engine.predictor import Predictor
@@ -33,7 +34,13 @@ def random_novel_vocabulary(vocabulary: Vocabulary, novel: list[str], seed: int)
     rows = [vocabulary.index(name) for name in novel]
     random = torch.randn(len(rows), embeddings.shape[1], generator=generator)
     embeddings[rows] = F.normalize(random, dim=1)
-    return Vocabulary(vocabulary.names, embeddings, is_novel=vocabulary.is_novel.cpu())
+    return Vocabulary(
+        vocabulary.names,
+        embeddings,
+        synonyms=vocabulary.synonyms,
+        is_novel=vocabulary.is_novel.cpu(),
+        templates=vocabulary.templates,
+    )
 
 
 def main() -> None:
@@ -52,12 +59,8 @@ def main() -> None:
     predictor = Predictor(args.config_file, args.weights, opts=args.opts)  # registers datasets
     check_dataset_files(args.dataset, "--dataset")
     metadata = MetadataCatalog.get(args.dataset)
-    predictor.set_vocabulary(list(metadata.thing_classes))
-    vocabulary = Vocabulary(
-        predictor.class_names,
-        predictor.model.class_embeddings,
-        is_novel=[name in metadata.novel_classes for name in predictor.class_names],
-    )
+    predictor.set_vocabulary(dataset_vocabulary(predictor.configured_vocabulary, args.dataset))
+    vocabulary = predictor.vocabulary
     predictor.set_vocabulary(random_novel_vocabulary(vocabulary, metadata.novel_classes, args.seed))
     cfg = predictor.cfg
     evaluator = build_evaluator(cfg, args.dataset, os.path.dirname(os.path.abspath(args.output)))

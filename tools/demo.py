@@ -132,8 +132,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (ValueError, OSError) as e:
         _fail(f"vocabulary: {e}")
-    if not classes.names:
-        _fail("the vocabulary is empty")
     require_file(args.config_file, "--config-file")
     require_file(args.weights, "--weights")
     try:
@@ -142,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         raise  # a missing file or a bad config value: run_tool names it
     except (KeyError, ValueError, RuntimeError) as e:
         _fail(f"weights {args.weights} do not match config {args.config_file}: {e}")
-    predictor.set_vocabulary(classes.names)
+    predictor.set_vocabulary(classes)
     names = predictor.class_names
 
     inputs = expand_inputs(args.input)

@@ -4,7 +4,7 @@
 The fraction of (non-crowd) ground-truth boxes that some proposal covers with IoU >= --iou when
 only the first K proposals of each image (in the proposer's objectness order) are kept. It shows
 whether the proposer finds the novel objects at all, and how many proposals the CLIP region
-scoring (``MODEL.REGION_CLIP.MAX_CROPS_PER_IMAGE``) must see to reach them.
+scoring (``MODEL.CLIP_SCORE_FUSION.MAX_REGIONS_PER_IMAGE``) must see to reach them.
 
     python tools/proposal_recall.py --config-file CFG --weights model_final.pth \\
         --dataset ov_shapes_val --top 30,100 [--iou 0.5] [--output recall.json] [KEY VALUE ...]

@@ -23,21 +23,24 @@ from torch import nn
 
 from ovvision.checkpoint import Checkpointer, unwrap_model
 from ovvision.config import CfgNode
-from ovvision.data import MetadataCatalog, build_detection_test_loader, build_detection_train_loader
+from ovvision.data import build_detection_test_loader, build_detection_train_loader
 from ovvision.engine import (
     AMPTrainer,
     SimpleTrainer,
     create_ddp_model,
+    dataset_vocabulary,
     default_argument_parser,
     default_hooks,
     default_setup,
     launch_from_args,
     resume_or_load,
+    use_training_vocabulary,
 )
 from ovvision.engine.defaults import load_tool_config, prepare_datasets_and_files, run_tool
 from ovvision.evaluation import build_evaluator, inference_on_dataset, save_eval_results
 from ovvision.modeling import build_model
 from ovvision.solver import build_gradient_clipper, build_lr_scheduler, build_optimizer
+from ovvision.structures import Vocabulary
 from ovvision.utils import comm
 
 logger = logging.getLogger("ovvision.train_net")
@@ -56,17 +59,20 @@ def setup(args: argparse.Namespace) -> CfgNode:
     return cfg
 
 
-def do_test(cfg: CfgNode, model: nn.Module) -> dict[str, Any]:
+def do_test(cfg: CfgNode, model: nn.Module, configured_vocabulary: Vocabulary) -> dict[str, Any]:
     """Evaluate on every dataset of ``DATASETS.TEST`` with its own class vocabulary.
+
+    ``configured_vocabulary`` is the model's vocabulary before it was narrowed to the training
+    classes; each test dataset's classes are taken from it (synonyms and novel flags included).
 
     Returns ``{dataset: {"bbox": {...}, "segm": {...}}}`` (one dataset: its metrics directly),
     and writes them to ``OUTPUT_DIR/eval_results.json`` on the main process.
     """
     detector = unwrap_model(model)
-    trained_vocabulary = list(detector.class_names)
+    trained_vocabulary = detector.vocabulary
     results: dict[str, Any] = OrderedDict()
     for name in cfg.DATASETS.TEST:
-        detector.set_vocabulary(list(MetadataCatalog.get(name).thing_classes))
+        detector.set_vocabulary(dataset_vocabulary(configured_vocabulary, name))
         loader = build_detection_test_loader(cfg, name)
         evaluator = build_evaluator(cfg, name, os.path.join(cfg.OUTPUT_DIR, "inference", name))
         results[name] = inference_on_dataset(model, loader, evaluator)
@@ -89,7 +95,9 @@ def _checkpointer(cfg: CfgNode, model: nn.Module, **checkpointables: Any) -> Che
     )
 
 
-def do_train(cfg: CfgNode, model: nn.Module, resume: bool) -> None:
+def do_train(
+    cfg: CfgNode, model: nn.Module, resume: bool, configured_vocabulary: Vocabulary
+) -> None:
     """Train with the standard hooks, evaluating periodically and at the end."""
     optimizer = build_optimizer(cfg, model)
     scheduler = build_lr_scheduler(cfg, optimizer)
@@ -99,7 +107,9 @@ def do_train(cfg: CfgNode, model: nn.Module, resume: bool) -> None:
         model, build_detection_train_loader(cfg), optimizer, build_gradient_clipper(cfg)
     )
     checkpointer = _checkpointer(cfg, model, trainer=trainer, optimizer=optimizer)
-    eval_function = (lambda: do_test(cfg, model)) if cfg.DATASETS.TEST else None
+    eval_function = (
+        (lambda: do_test(cfg, model, configured_vocabulary)) if cfg.DATASETS.TEST else None
+    )
     trainer.register_hooks(default_hooks(cfg, optimizer, scheduler, checkpointer, eval_function))
     # After the hooks exist, so that resuming restores their state (the LR schedule) too.
     start_iter = resume_or_load(checkpointer, cfg.MODEL.WEIGHTS, resume=resume)
@@ -110,14 +120,16 @@ def main(args: argparse.Namespace) -> dict[str, Any] | None:
     cfg = setup(args)
     model = build_model(cfg)
     logger.info("Model:\n%s", model)
+    configured_vocabulary = model.vocabulary
+    use_training_vocabulary(model, cfg)
     if args.eval_only:
         if not cfg.MODEL.WEIGHTS and not (
             args.resume and _checkpointer(cfg, model).has_checkpoint()
         ):
             raise SystemExit("--eval-only needs MODEL.WEIGHTS (or --resume with a checkpoint)")
         resume_or_load(_checkpointer(cfg, model), cfg.MODEL.WEIGHTS, resume=args.resume)
-        return do_test(cfg, model)
-    do_train(cfg, model, args.resume)
+        return do_test(cfg, model, configured_vocabulary)
+    do_train(cfg, model, args.resume, configured_vocabulary)
     return None
 
 

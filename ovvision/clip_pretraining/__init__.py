@@ -14,7 +14,6 @@ from .zero_shot import (
     evaluate_zero_shot,
     format_zero_shot_table,
     load_object_crops,
-    square_box,
 )
 
 __all__ = [
@@ -29,5 +28,4 @@ __all__ = [
     "load_object_crops",
     "pairs_from_dataset_dicts",
     "read_rgb",
-    "square_box",
 ]

@@ -19,6 +19,7 @@ import torch
 from ovvision.data import DatasetCatalog, MetadataCatalog
 from ovvision.modeling.text import TextEncoder
 from ovvision.structures import Vocabulary
+from ovvision.structures.boxes import square_boxes
 
 from .data import ImagePreprocessor, read_rgb
 
@@ -27,7 +28,6 @@ __all__ = [
     "evaluate_zero_shot",
     "format_zero_shot_table",
     "load_object_crops",
-    "square_box",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,12 +50,13 @@ class ObjectCrops:
     is_novel: torch.Tensor
 
 
-def square_box(bbox: Sequence[float], context: float) -> tuple[float, float, float, float]:
-    """The square ``(x, y, w, h)`` around box ``bbox`` (x, y, w, h) whose side is the box's
-    longer side plus ``context`` of it on each side."""
+def _square_xywh(bbox: Sequence[float], context: float) -> tuple[float, ...]:
+    """The square ``(x, y, w, h)`` around ``bbox`` (x, y, w, h), ``context`` of the longer side
+    added on each side (:func:`~ovvision.structures.boxes.square_boxes`, unshifted)."""
     x, y, w, h = bbox
-    side = max(w, h) * (1 + 2 * context)
-    return x + w / 2 - side / 2, y + h / 2 - side / 2, side, side
+    xyxy = torch.tensor([[x, y, x + w, y + h]], dtype=torch.float64)
+    x1, y1, x2, y2 = square_boxes(xyxy, 1 + 2 * context)[0].tolist()
+    return x1, y1, x2 - x1, y2 - y1
 
 
 def load_object_crops(
@@ -84,7 +85,7 @@ def load_object_crops(
         for ann in d.get("annotations", []):
             if not ann.get("iscrowd", 0):
                 objects.append(
-                    (d["file_name"], square_box(ann["bbox"], context), ann["category_id"])
+                    (d["file_name"], _square_xywh(ann["bbox"], context), ann["category_id"])
                 )
     if not objects:
         raise ValueError(f"dataset '{dataset_name}' has no objects to classify zero-shot")

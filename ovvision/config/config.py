@@ -34,6 +34,7 @@ class CfgNode(_FvcoreCfgNode):
             raise ValueError("ovvision reads configs with yaml.safe_load only (allow_unsafe=False)")
         loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=False)
         loaded = type(self)(loaded)
+        _check_renamed(_full_keys(loaded), f"config file '{cfg_filename}'")
         try:
             self.merge_from_other_cfg(loaded)
         except KeyError as e:
@@ -45,10 +46,34 @@ class CfgNode(_FvcoreCfgNode):
             raise ConfigError(
                 f"command-line overrides must be KEY VALUE pairs; got an odd number: {cfg_list}"
             )
+        _check_renamed([str(k) for k in cfg_list[0::2]], "command-line overrides")
         try:
             return super().merge_from_list(cfg_list)
         except (KeyError, AssertionError) as e:
             raise ConfigError(f"{_key_message(e)} in command-line overrides") from None
+
+
+def _full_keys(node: dict, prefix: str = "") -> list[str]:
+    """Every key of a nested config, nodes and leaves, as dotted full names."""
+    keys = []
+    for key, value in node.items():
+        full = f"{prefix}{key}"
+        keys.append(full)
+        if isinstance(value, dict):
+            keys += _full_keys(value, full + ".")
+    return keys
+
+
+def _check_renamed(keys: Sequence[str], where: str) -> None:
+    """Raise :class:`ConfigError` naming the new key when ``keys`` use a renamed one."""
+    from .defaults import RENAMED_KEYS
+
+    # the most specific renamed key first (a leaf says more than its node)
+    for key in sorted(keys, key=lambda k: -k.count(".")):
+        if key in RENAMED_KEYS:
+            raise ConfigError(
+                f"config key '{key}' was renamed to {RENAMED_KEYS[key]}; update {where}"
+            )
 
 
 def _key_message(error: Exception) -> str:

@@ -24,7 +24,8 @@ _C.MODEL.PIXEL_MEAN = [123.675, 116.28, 103.53]  # per-channel mean of RGB pixel
 _C.MODEL.PIXEL_STD = [58.395, 57.12, 57.375]  # per-channel std of RGB pixels in [0, 255]
 
 # ---------------------------------------------------------------------------------------------
-# Model: OV-RCNN detector (ovvision.modeling: backbone, proposals, region_heads, mask_heads)
+# Model: OV-RCNN detector (ovvision.modeling: backbone, proposals, region_heads, classifiers,
+# losses, clip_regions, mask_heads)
 # ---------------------------------------------------------------------------------------------
 _C.MODEL.MASK_ON = True  # predict class-agnostic instance masks (trained where gt_masks exist)
 _C.MODEL.BACKBONE = CN()
@@ -67,6 +68,8 @@ _C.MODEL.ROI_HEADS.POSITIVE_FRACTION = 0.25  # at most this fraction of sampled 
 _C.MODEL.ROI_HEADS.PROPOSAL_APPEND_GT = True  # add gt boxes to the proposals in training
 _C.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.05  # drop detections scoring below this (LVIS: 0.0001)
 _C.MODEL.ROI_HEADS.NMS_THRESH_TEST = 0.5  # IoU threshold of the per-class NMS at inference
+_C.MODEL.ROI_HEADS.CLASSIFIER = "ZeroShotRegionClassifier"  # REGION_CLASSIFIER_REGISTRY name
+_C.MODEL.ROI_HEADS.AUXILIARY_LOSSES = []  # AUXILIARY_LOSS_REGISTRY names, e.g. ViLDDistillationLoss
 _C.MODEL.ROI_BOX_HEAD = CN()
 _C.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION = 7  # side of the pooled region features
 _C.MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO = 0  # ROIAlign samples per bin side (0 = adaptive)
@@ -74,29 +77,36 @@ _C.MODEL.ROI_BOX_HEAD.NUM_FC = 2  # fully connected layers of the region MLP
 _C.MODEL.ROI_BOX_HEAD.FC_DIM = 1024  # width of those layers
 _C.MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS = [10.0, 10.0, 5.0, 5.0]  # box coder weights (x, y, w, h)
 _C.MODEL.ROI_BOX_HEAD.SMOOTH_L1_BETA = 0.0  # smooth-L1 beta of the box loss (0 = L1)
-_C.MODEL.CLIP_REGION_HEAD = CN()
-_C.MODEL.CLIP_REGION_HEAD.EMBED_DIM = 512  # text-embedding dimension (= MODEL.TEXT_ENCODER's)
-_C.MODEL.CLIP_REGION_HEAD.TEMPERATURE = 50.0  # logits = TEMPERATURE * cos(region, class)
-_C.MODEL.CLIP_REGION_HEAD.LOSS = "softmax"  # "softmax" (with background) or "sigmoid" per class
-_C.MODEL.CLIP_REGION_HEAD.SIGMOID_PRIOR_PROB = 0.01  # initial class probability of "sigmoid"
-_C.MODEL.CLIP_REGION_HEAD.USE_FED_LOSS = False  # federated loss (LVIS); needs LOSS "sigmoid"
-_C.MODEL.CLIP_REGION_HEAD.FED_LOSS_NUM_CLASSES = 50  # classes per step: annotated + sampled
-_C.MODEL.CLIP_REGION_HEAD.FED_LOSS_FREQ_WEIGHT_POWER = 0.5  # negatives drawn ~ image_count**this
-_C.MODEL.CLIP_REGION_HEAD.FED_LOSS_CLASS_FREQ = ""  # LVIS json or list of image counts ("" uniform)
-_C.MODEL.CLIP_REGION_HEAD.DISTILL_WEIGHT = 0.0  # ViLD L1 distillation to CLIP regions (0 = off)
-_C.MODEL.CLIP_REGION_HEAD.DISTILL_REGIONS_PER_IMAGE = 32  # top proposals distilled per image
-_C.MODEL.REGION_CLIP = CN()
-_C.MODEL.REGION_CLIP.SOURCE = ""  # CLIP embeddings of boxes: "", "dense" (CLIP backbone), "crops"
-_C.MODEL.REGION_CLIP.CROP_SCALE = 1.0  # "crops": side of the square crop / longer side of the box
-_C.MODEL.REGION_CLIP.FUSION = False  # fuse detector and CLIP scores at inference (geometric mean)
+# The zero-shot region classifier (modeling/classifiers): regions vs. class-name embeddings
+_C.MODEL.ZERO_SHOT_CLASSIFIER = CN()
+_C.MODEL.ZERO_SHOT_CLASSIFIER.EMBED_DIM = 512  # text-embedding dimension (= MODEL.TEXT_ENCODER's)
+_C.MODEL.ZERO_SHOT_CLASSIFIER.TEMPERATURE = 50.0  # logits = TEMPERATURE * cos(region, class)
+_C.MODEL.ZERO_SHOT_CLASSIFIER.LOSS = "softmax"  # "softmax" (with background) or "sigmoid"
+_C.MODEL.ZERO_SHOT_CLASSIFIER.SIGMOID_PRIOR_PROB = 0.01  # initial class probability of "sigmoid"
+_C.MODEL.ZERO_SHOT_CLASSIFIER.USE_FED_LOSS = False  # federated loss (LVIS); needs LOSS "sigmoid"
+_C.MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_NUM_CLASSES = 50  # classes per step: annotated + sampled
+_C.MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_FREQ_WEIGHT_POWER = 0.5  # negatives ~ image_count**this
+_C.MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_CLASS_FREQ = ""  # LVIS json or image counts ("" uniform)
+# ViLD distillation (modeling/losses): L1 between region and CLIP embeddings of top proposals;
+# enabled by listing "ViLDDistillationLoss" in MODEL.ROI_HEADS.AUXILIARY_LOSSES
+_C.MODEL.VILD_DISTILLATION = CN()
+_C.MODEL.VILD_DISTILLATION.WEIGHT = 1.0  # multiplier of the loss
+_C.MODEL.VILD_DISTILLATION.REGIONS_PER_IMAGE = 32  # top proposals distilled per image
+# CLIP image embeddings of boxes (modeling/clip_regions), read by score fusion and distillation
+_C.MODEL.CLIP_BOX_EMBEDDER = CN()
+_C.MODEL.CLIP_BOX_EMBEDDER.SOURCE = ""  # "" (none), "dense" (CLIP backbone's maps), "crops"
+_C.MODEL.CLIP_BOX_EMBEDDER.CROP_SCALE = 1.0  # "crops": side of the square crop / longer box side
+# CLIP score fusion at inference (modeling/clip_regions): p_det**(1-a) * p_clip**a
+_C.MODEL.CLIP_SCORE_FUSION = CN()
+_C.MODEL.CLIP_SCORE_FUSION.ENABLED = False  # fuse classifier and CLIP scores (geometric mean)
 # CLIP score = softmax(TEMPERATURE * cos) over classes; <= 0: the CLIP model's own learnt logit
 # scale (100 for OpenAI weights), the temperature its image-text similarities were trained with.
-_C.MODEL.REGION_CLIP.TEMPERATURE = 0.0
-_C.MODEL.REGION_CLIP.ALPHA_SEEN = 0.35  # CLIP score exponent for classes seen in training
-_C.MODEL.REGION_CLIP.BETA_UNSEEN = 0.65  # CLIP score exponent for unseen classes
-# "crops" fusion: CLIP scores only the first this many proposals per image, in the proposer's
+_C.MODEL.CLIP_SCORE_FUSION.TEMPERATURE = 0.0
+_C.MODEL.CLIP_SCORE_FUSION.ALPHA_SEEN = 0.35  # CLIP score exponent for classes seen in training
+_C.MODEL.CLIP_SCORE_FUSION.BETA_UNSEEN = 0.65  # CLIP score exponent for unseen classes
+# "crops" source: CLIP scores only the first this many proposals per image, in the proposer's
 # class-agnostic objectness order (0 = all)
-_C.MODEL.REGION_CLIP.MAX_CROPS_PER_IMAGE = 100
+_C.MODEL.CLIP_SCORE_FUSION.MAX_REGIONS_PER_IMAGE = 100
 _C.MODEL.ROI_MASK_HEAD = CN()
 _C.MODEL.ROI_MASK_HEAD.NAME = "ClassAgnosticMaskHead"  # ROI_MASK_HEAD_REGISTRY name
 _C.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION = 14  # side of the pooled mask features (masks are 2x)
@@ -211,3 +221,21 @@ _C.CUDNN_BENCHMARK = False  # torch.backends.cudnn.benchmark
 _C.DETERMINISTIC = False  # torch.use_deterministic_algorithms(True)
 _C.LOG_PERIOD = 20  # iterations between console/metrics.jsonl/TensorBoard writes
 _C.TENSORBOARD = False  # also write TensorBoard event files to OUTPUT_DIR
+
+# Keys that were renamed: a config still using one gets an error naming the new key.
+RENAMED_KEYS = {
+    "MODEL.CLIP_REGION_HEAD": "MODEL.ZERO_SHOT_CLASSIFIER",
+    "MODEL.CLIP_REGION_HEAD.DISTILL_WEIGHT": (
+        "MODEL.VILD_DISTILLATION.WEIGHT (and list 'ViLDDistillationLoss' in "
+        "MODEL.ROI_HEADS.AUXILIARY_LOSSES)"
+    ),
+    "MODEL.CLIP_REGION_HEAD.DISTILL_REGIONS_PER_IMAGE": "MODEL.VILD_DISTILLATION.REGIONS_PER_IMAGE",
+    "MODEL.REGION_CLIP": "MODEL.CLIP_BOX_EMBEDDER (SOURCE, CROP_SCALE) and MODEL.CLIP_SCORE_FUSION",
+    "MODEL.REGION_CLIP.SOURCE": "MODEL.CLIP_BOX_EMBEDDER.SOURCE",
+    "MODEL.REGION_CLIP.CROP_SCALE": "MODEL.CLIP_BOX_EMBEDDER.CROP_SCALE",
+    "MODEL.REGION_CLIP.FUSION": "MODEL.CLIP_SCORE_FUSION.ENABLED",
+    "MODEL.REGION_CLIP.TEMPERATURE": "MODEL.CLIP_SCORE_FUSION.TEMPERATURE",
+    "MODEL.REGION_CLIP.ALPHA_SEEN": "MODEL.CLIP_SCORE_FUSION.ALPHA_SEEN",
+    "MODEL.REGION_CLIP.BETA_UNSEEN": "MODEL.CLIP_SCORE_FUSION.BETA_UNSEEN",
+    "MODEL.REGION_CLIP.MAX_CROPS_PER_IMAGE": "MODEL.CLIP_SCORE_FUSION.MAX_REGIONS_PER_IMAGE",
+}

@@ -20,6 +20,7 @@ from .datasets import (
 )
 from .image_io import ImageReadError, read_image
 from .mapper import DatasetMapper
+from .open_vocab import drop_novel_annotations, vocabulary_for_dataset
 from .samplers import InferenceSampler, RepeatFactorTrainingSampler, TrainingSampler
 
 register_all_builtin()
@@ -36,10 +37,12 @@ __all__ = [
     "build_detection_test_loader",
     "build_detection_train_loader",
     "build_train_sampler",
+    "drop_novel_annotations",
     "get_detection_dataset_dicts",
     "load_coco_json",
     "load_lvis_json",
     "read_image",
     "register_coco_ov_instances",
     "register_lvis_ov_instances",
+    "vocabulary_for_dataset",
 ]

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_
 from ..utils import comm
 from .catalog import DatasetCatalog, MetadataCatalog
 from .mapper import DatasetMapper
+from .open_vocab import drop_novel_annotations
 from .samplers import InferenceSampler, RepeatFactorTrainingSampler, TrainingSampler
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ Mapper = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
 def get_detection_dataset_dicts(
-    names: str | Sequence[str], filter_empty: bool = True
+    names: str | Sequence[str], filter_empty: bool = True, drop_novel: bool = False
 ) -> list[dict[str, Any]]:
     """The dicts of one or more registered datasets, concatenated.
 
@@ -41,6 +42,7 @@ def get_detection_dataset_dicts(
             would otherwise mean different classes).
         filter_empty: drop images without a non-crowd annotation (only for datasets whose dicts
             have ``annotations``); the count is logged.
+        drop_novel: drop the annotations of each dataset's ``novel_classes`` first (training).
 
     Raises:
         ValueError: no names, an empty dataset, or names with different ``thing_classes``.
@@ -54,7 +56,7 @@ def get_detection_dataset_dicts(
         part = DatasetCatalog.get(name)
         if not part:
             raise ValueError(f"Dataset '{name}' is empty")
-        dicts.extend(part)
+        dicts.extend(drop_novel_annotations(part, name) if drop_novel else part)
     if filter_empty and "annotations" in dicts[0]:
         before = len(dicts)
         dicts = [d for d in dicts if any(not a.get("iscrowd", 0) for a in d["annotations"])]
@@ -260,7 +262,9 @@ def build_detection_train_loader(
         )
     if dataset is None:
         dataset = get_detection_dataset_dicts(
-            cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
+            cfg.DATASETS.TRAIN,
+            filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
+            drop_novel=True,
         )
     sampler = build_train_sampler(cfg, dataset) if sampler is None else sampler
     batches = _MappedBatches(

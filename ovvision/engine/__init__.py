@@ -1,5 +1,6 @@
 """The training engine: loop and hooks, run set-up and command-line flags, multi-process launch."""
 
+from .dataset_vocabulary import dataset_vocabulary, use_training_vocabulary
 from .defaults import (
     create_ddp_model,
     default_argument_parser,
@@ -23,6 +24,7 @@ __all__ = [
     "SimpleTrainer",
     "TrainerBase",
     "create_ddp_model",
+    "dataset_vocabulary",
     "default_argument_parser",
     "default_hooks",
     "default_setup",
@@ -30,4 +32,5 @@ __all__ = [
     "launch",
     "launch_from_args",
     "resume_or_load",
+    "use_training_vocabulary",
 ]

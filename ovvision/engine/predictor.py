@@ -12,8 +12,10 @@ from torchvision import tv_tensors
 
 from ovvision.checkpoint import Checkpointer
 from ovvision.config import CfgNode, get_cfg
+from ovvision.modeling.text import VocabularyLike
 from ovvision.structures import Instances, Vocabulary
 
+from .dataset_vocabulary import use_training_vocabulary
 from .defaults import prepare_datasets_and_files
 
 
@@ -63,6 +65,9 @@ class Predictor:
         self.cfg = cfg
         self.model = build_model(cfg)
         self.model.eval()
+        # the vocabulary of the config, before narrowing to the training classes
+        self.configured_vocabulary: Vocabulary = self.model.vocabulary
+        use_training_vocabulary(self.model, cfg, strict=False)
         Checkpointer(
             self.model,
             allowed_missing_keys=cfg.MODEL.WEIGHTS_ALLOWED_MISSING,
@@ -76,8 +81,14 @@ class Predictor:
         """Names of the classes predictions index into (``pred_classes``)."""
         return list(self.model.class_names)
 
-    def set_vocabulary(self, vocabulary: Vocabulary | Sequence[str]) -> None:
-        """Detect these classes from now on (names are embedded with the model's text encoder)."""
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The classes detected now (names, synonyms, embeddings, novel flags)."""
+        return self.model.vocabulary
+
+    def set_vocabulary(self, vocabulary: VocabularyLike) -> None:
+        """Detect these classes from now on: a Vocabulary, a ClassList, or names with optional
+        ``|``-separated synonyms (embedded with the model's text encoder)."""
         self.model.set_vocabulary(vocabulary)
 
     def prepare(self, image: str | os.PathLike | np.ndarray) -> dict[str, Any]:

@@ -85,3 +85,31 @@ class Boxes:
 def pairwise_iou(boxes1: Boxes, boxes2: Boxes) -> torch.Tensor:
     """``Tensor[N, M]`` IoU between every pair of boxes."""
     return box_iou(boxes1.tensor, boxes2.tensor)
+
+
+def square_boxes(
+    boxes: torch.Tensor, scale: float, image_size: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """Square boxes around boxes, as CLIP sees objects: undistorted, with some context.
+
+    The side is ``scale`` times the longer box side, centred on the box. With ``image_size``, a
+    square that fits in the image is shifted to lie inside it (else it stays centred and the
+    outside reads as padding).
+
+    Args:
+        boxes: ``Tensor[K, 4]`` (x1, y1, x2, y2).
+        scale: side of the square relative to the longer box side.
+        image_size: ``(h, w)`` of the image, or None for no shift.
+
+    Returns:
+        ``Tensor[K, 4]`` square boxes (x1, y1, x2, y2).
+    """
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    side = (boxes[:, 2:] - boxes[:, :2]).max(dim=1).values * scale
+    start = centre - side[:, None] / 2
+    if image_size is not None:
+        h, w = image_size
+        limit = torch.tensor([w, h], dtype=boxes.dtype, device=boxes.device) - side[:, None]
+        fits = limit >= 0
+        start = torch.where(fits, torch.minimum(start.clamp(min=0), limit.clamp(min=0)), start)
+    return torch.cat([start, start + side[:, None]], dim=1)

@@ -29,6 +29,7 @@ import os
 import unicodedata
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -38,7 +39,9 @@ from torch.nn import functional as F
 
 from ovvision.utils.file_io import atomic_write
 
-__all__ = ["ClassEmbedder", "Vocabulary"]
+from .class_list import ClassList
+
+__all__ = ["ClassEmbedder", "ClassEmbeddings", "Vocabulary", "name_key"]
 
 
 class ClassEmbedder(Protocol):
@@ -52,6 +55,23 @@ class ClassEmbedder(Protocol):
         cache_dir: str | os.PathLike | None = None,
         use_cache: bool = True,
     ) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class ClassEmbeddings:
+    """The vocabulary as region heads use it: one embedding row and one "seen" flag per class.
+
+    Attributes:
+        embeddings: ``Tensor[C, D]`` unit-norm text embeddings.
+        seen: ``BoolTensor[C]``, classes annotated in training (the classification loss uses
+            only these; score fusion weighs CLIP more for the others).
+    """
+
+    embeddings: torch.Tensor
+    seen: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.embeddings.shape[0])
 
 
 class Vocabulary:
@@ -136,6 +156,28 @@ class Vocabulary:
         )
         return cls(
             clean_names, embeddings, synonyms=clean_synonyms, is_novel=novel, templates=templates
+        )
+
+    @classmethod
+    def from_classes(
+        cls,
+        classes: ClassList,
+        encoder: ClassEmbedder,
+        *,
+        templates: str | Sequence[str] = "openai_imagenet",
+        cache_dir: str | os.PathLike | None = None,
+        use_cache: bool = True,
+    ) -> Vocabulary:
+        """Embed a :class:`~ovvision.structures.class_list.ClassList` (names, synonyms, novel
+        flags); see :meth:`from_names`."""
+        return cls.from_names(
+            classes.names,
+            encoder,
+            synonyms=classes.synonyms,
+            is_novel=classes.is_novel,
+            templates=templates,
+            cache_dir=cache_dir,
+            use_cache=use_cache,
         )
 
     @classmethod
@@ -224,9 +266,9 @@ class Vocabulary:
 
     def index(self, name: str) -> int:
         """Row of class ``name`` (matched up to case, whitespace and unicode form)."""
-        key = _name_key(name)
+        key = name_key(name)
         for i, own in enumerate(self.names):
-            if _name_key(own) == key:
+            if name_key(own) == key:
                 return i
         raise KeyError(f"class '{name}' is not in this vocabulary")
 
@@ -262,7 +304,8 @@ class Vocabulary:
         )
 
 
-def _name_key(name: str) -> str:
+def name_key(name: str) -> str:
+    """Case-, whitespace- and unicode-insensitive key of a class name."""
     return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
 
 
@@ -292,7 +335,7 @@ def _merge_classes(
         if not name:
             raise ValueError(f"class name #{i} is blank ({raw!r})")
         extra = [unicodedata.normalize("NFC", s).strip() for s in synonyms[i] if s.strip()]
-        key = _name_key(name)
+        key = name_key(name)
         if key not in first_of:
             first_of[key] = len(out_names)
             keep.append(i)
@@ -311,7 +354,7 @@ def _merge_classes(
             extra = [name, *extra]
         j = first_of[key]
         for s in extra:
-            seen = {_name_key(x) for x in [out_names[j], *out_synonyms[j]]}
-            if _name_key(s) not in seen:
+            seen = {name_key(x) for x in [out_names[j], *out_synonyms[j]]}
+            if name_key(s) not in seen:
                 out_synonyms[j].append(s)
     return keep, out_names, out_synonyms, out_novel

@@ -20,7 +20,6 @@ from ovvision.clip_pretraining import (
     format_zero_shot_table,
     load_object_crops,
     pairs_from_dataset_dicts,
-    square_box,
 )
 from ovvision.data import DatasetCatalog
 from ovvision.data.datasets import register_ov_shapes
@@ -83,8 +82,14 @@ def test_crop_cuts_the_box_and_pads_outside() -> None:
     torch.testing.assert_close(normalized, torch.full((1, 3, 8, 8), (200 / 255 - 0.5) / 0.5))
 
 
-def test_square_box() -> None:
-    assert square_box((10, 20, 4, 8), context=0.25) == (6.0, 18.0, 12.0, 12.0)
+def test_square_boxes() -> None:
+    from ovvision.structures.boxes import square_boxes
+
+    box = torch.tensor([[10.0, 20.0, 14.0, 28.0]])
+    # side = longer side 8 x 1.5, centred on (12, 24)
+    assert square_boxes(box, 1.5).tolist() == [[6.0, 18.0, 18.0, 30.0]]
+    # inside a 32 x 32 image the square shifts to fit
+    assert square_boxes(box, 1.5, (25, 32)).tolist() == [[6.0, 13.0, 18.0, 25.0]]
 
 
 def test_augmentation_moves_object_crops_only(shapes_prefix: str, preprocessor) -> None:

@@ -7,9 +7,12 @@ from pathlib import Path
 import torch
 
 from ovvision.config import CfgNode, get_cfg
+from ovvision.modeling.backbone import ClipTower, wrap_clip_tower
+from ovvision.modeling.text import create_text_encoder
 from ovvision.structures import Boxes, Instances
 
 REPO = Path(__file__).resolve().parents[2]
+TINY_CLIP = "OVShapes-CLIP-Tiny"
 CONFIG_DIR = REPO / "configs"
 TINY_CONFIG = CONFIG_DIR / "ov_shapes" / "ovrcnn_timm_vild.yaml"
 CLASS_NAMES = ["circle", "square", "triangle", "star"]  # "star" is novel in TINY vocabularies
@@ -20,9 +23,9 @@ OFFLINE_SMALL = [
     "MODEL.DEVICE", "cpu",
     "MODEL.TIMM.PRETRAINED", "",
     "MODEL.TEXT_ENCODER.PRETRAINED", "",
-    "MODEL.CLIP_REGION_HEAD.FED_LOSS_CLASS_FREQ", "",
-    "MODEL.CLIP_REGION_HEAD.DISTILL_REGIONS_PER_IMAGE", "2",
-    "MODEL.REGION_CLIP.MAX_CROPS_PER_IMAGE", "4",
+    "MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_CLASS_FREQ", "",
+    "MODEL.VILD_DISTILLATION.REGIONS_PER_IMAGE", "2",
+    "MODEL.CLIP_SCORE_FUSION.MAX_REGIONS_PER_IMAGE", "4",
     "MODEL.RPN.PRE_NMS_TOPK_TRAIN", "200",
     "MODEL.RPN.POST_NMS_TOPK_TRAIN", "50",
     "MODEL.RPN.PRE_NMS_TOPK_TEST", "200",
@@ -34,6 +37,11 @@ OFFLINE_SMALL = [
     "VOCABULARY.CUSTOM", ",".join(CLASS_NAMES),
     "VOCABULARY.TEMPLATES", "identity",
 ]  # fmt: skip
+
+
+def clip_tower(name: str) -> ClipTower:
+    """The frozen image tower of open_clip model ``name`` with random weights."""
+    return wrap_clip_tower(create_text_encoder(name))
 
 
 def load_config(path: Path | str, *overrides: str) -> CfgNode:

@@ -17,9 +17,9 @@ STEPS = 50
 def test_overfits_a_handful_of_images():
     torch.manual_seed(0)
     cfg = tiny_config(
-        "MODEL.CLIP_REGION_HEAD.DISTILL_WEIGHT", "0.0",
-        "MODEL.REGION_CLIP.SOURCE", "",
-        "MODEL.REGION_CLIP.FUSION", "False",
+        "MODEL.ROI_HEADS.AUXILIARY_LOSSES", "[]",
+        "MODEL.CLIP_BOX_EMBEDDER.SOURCE", "",
+        "MODEL.CLIP_SCORE_FUSION.ENABLED", "False",
         "MODEL.TIMM.NAME", "test_resnet",
     )  # fmt: skip
     model = build_model(cfg)

@@ -13,6 +13,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from ovvision.structures.builtin_classes import COCO_OV_BASE_CLASSES, COCO_OV_NOVEL_CLASSES
+
 from ..sanitize import DropCounter, sanitize_annotation
 from .json_io import read_json, register_json_dataset
 
@@ -27,20 +29,6 @@ __all__ = [
     "make_ov_split_json",
     "register_coco_ov_instances",
 ]
-
-# The 48 base / 17 novel split of Bansal et al. (ECCV 2018) used by OVR-CNN, ViLD and Detic.
-COCO_OV_NOVEL_CLASSES = (
-    "airplane", "bus", "cat", "dog", "cow", "elephant", "umbrella", "tie", "snowboard",
-    "skateboard", "cup", "knife", "cake", "couch", "keyboard", "sink", "scissors",
-)  # fmt: skip
-COCO_OV_BASE_CLASSES = (
-    "person", "bicycle", "car", "motorcycle", "train", "truck", "boat", "bench", "bird", "horse",
-    "sheep", "bear", "zebra", "giraffe", "backpack", "handbag", "suitcase", "frisbee", "skis",
-    "kite", "surfboard", "bottle", "fork", "spoon", "bowl", "banana", "apple", "sandwich",
-    "orange", "broccoli", "carrot", "pizza", "donut", "chair", "bed", "toilet", "tv", "laptop",
-    "mouse", "remote", "microwave", "oven", "toaster", "refrigerator", "book", "clock", "vase",
-    "toothbrush",
-)  # fmt: skip
 
 
 def category_fields(

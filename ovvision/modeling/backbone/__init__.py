@@ -2,7 +2,7 @@
 
 from .build import BACKBONE_REGISTRY, Backbone, build_backbone
 from .clip_backbone import ClipImageBackbone, SimpleFeaturePyramid
-from .clip_towers import ClipTower, ResNetClipTower, ViTClipTower, build_clip_tower
+from .clip_towers import ClipTower, ResNetClipTower, ViTClipTower, wrap_clip_tower
 from .timm_fpn import TimmFPNBackbone
 
 __all__ = [
@@ -15,5 +15,5 @@ __all__ = [
     "TimmFPNBackbone",
     "ViTClipTower",
     "build_backbone",
-    "build_clip_tower",
+    "wrap_clip_tower",
 ]

@@ -18,7 +18,7 @@ BACKBONE_REGISTRY.__doc__ = """Backbones: ``MODEL.BACKBONE.NAME`` names a class 
 class Backbone(nn.Module, ABC):
     """A feature extractor that returns a pyramid of equally wide feature maps.
 
-    Subclasses set:
+    Subclasses set (``needs_clip_model`` is a class attribute, the others instance attributes):
         output_names: names of the pyramid levels, finest first; the proposer uses all of them.
         strides: ``{name: stride}`` in input pixels for every pyramid level.
         out_channels: channels of every pyramid level.
@@ -29,6 +29,8 @@ class Backbone(nn.Module, ABC):
     strides: dict[str, int]
     out_channels: int
     size_divisibility: int
+    # True for backbones built on the model's CLIP (their from_config takes ``clip_model``).
+    needs_clip_model: bool = False
 
     @abstractmethod
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -44,9 +46,17 @@ class Backbone(nn.Module, ABC):
         """
 
 
-def build_backbone(cfg: CfgNode) -> Backbone:
-    """Build the backbone named by ``MODEL.BACKBONE.NAME``."""
-    backbone = BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME)(cfg)
+def build_backbone(cfg: CfgNode, clip_model: nn.Module | None = None) -> Backbone:
+    """Build the backbone named by ``MODEL.BACKBONE.NAME``.
+
+    Args:
+        cfg: the config.
+        clip_model: the model's CLIP (a ``TextEncoder``), handed to backbones that need one so
+            that a model loads its CLIP once.
+    """
+    cls = BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME)
+    extra = {"clip_model": clip_model} if getattr(cls, "needs_clip_model", False) else {}
+    backbone = cls(cfg, **extra)
     if not isinstance(backbone, Backbone):
         raise TypeError(f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} did not build a Backbone")
     return backbone

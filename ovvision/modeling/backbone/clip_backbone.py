@@ -11,9 +11,10 @@ from torch import nn
 from torchvision.ops import FeaturePyramidNetwork
 
 from ovvision.config import CfgNode, configurable
+from ovvision.modeling.text import TextEncoder, text_encoder_from_cfg
 
 from .build import BACKBONE_REGISTRY, Backbone
-from .clip_towers import ClipTower, ViTClipTower, build_clip_tower
+from .clip_towers import ClipTower, ViTClipTower, wrap_clip_tower
 from .timm_fpn import level_name
 
 
@@ -65,9 +66,13 @@ class ClipImageBackbone(Backbone):
         self.out_channels = out_channels
         self.size_divisibility = max(strides[-1], max(tower.feature_strides.values()))
 
+    needs_clip_model = True
+
     @classmethod
-    def from_config(cls, cfg: CfgNode) -> dict:
-        tower = build_clip_tower(cfg.MODEL.TEXT_ENCODER.NAME, cfg.MODEL.TEXT_ENCODER.PRETRAINED)
+    def from_config(cls, cfg: CfgNode, clip_model: TextEncoder | None = None) -> dict:
+        tower = wrap_clip_tower(
+            clip_model if clip_model is not None else text_encoder_from_cfg(cfg)
+        )
         check_pixel_normalisation(cfg, tower)
         return {
             "tower": tower,

@@ -18,7 +18,7 @@ from open_clip.transformer import VisionTransformer
 from torch import nn
 from torchvision.ops import roi_align
 
-from ovvision.modeling.text import create_text_encoder
+from ovvision.modeling.text import TextEncoder
 
 
 class ClipTower(nn.Module, ABC):
@@ -154,19 +154,17 @@ class ViTClipTower(ClipTower):
         return pooled.flatten(1)
 
 
-def build_clip_tower(name: str, pretrained: str) -> ClipTower:
-    """Create the CLIP model ``name`` (as the text encoder does) and wrap its frozen image tower.
+def wrap_clip_tower(clip_model: TextEncoder) -> ClipTower:
+    """The frozen image tower of an open_clip model (``TextEncoder``), as a :class:`ClipTower`.
 
-    Args:
-        name: open_clip or ovvision model-config name (``MODEL.TEXT_ENCODER.NAME``).
-        pretrained: ``""`` (random), an open_clip tag, or a local weights file.
+    The tower shares the model's modules (no copy): one CLIP serves text and image.
     """
-    model = create_text_encoder(name, pretrained=pretrained or None).model
+    model = clip_model.model
     if isinstance(model.visual, ModifiedResNet):
         return ResNetClipTower(model)
     if isinstance(model.visual, VisionTransformer):
         return ViTClipTower(model)
     raise ValueError(
-        f"CLIP model {name!r} has an image tower of type {type(model.visual).__name__}; "
+        f"CLIP model {clip_model.name!r} has an image tower of type {type(model.visual).__name__}; "
         "only ModifiedResNet and VisionTransformer towers can serve dense features"
     )

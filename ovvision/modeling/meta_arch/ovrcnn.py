@@ -9,32 +9,43 @@ import torch
 from torch import nn
 
 from ovvision.config import CfgNode, configurable
-from ovvision.modeling.backbone import Backbone, build_backbone
+from ovvision.modeling.backbone import BACKBONE_REGISTRY, Backbone, build_backbone
+from ovvision.modeling.clip_regions import build_clip_box_embedder
 from ovvision.modeling.postprocessing import detector_postprocess
 from ovvision.modeling.proposals import build_proposal_generator
-from ovvision.modeling.region_heads import build_region_clip, build_roi_heads
-from ovvision.structures import ImageList, Instances
-from ovvision.structures.vocabulary import Vocabulary
+from ovvision.modeling.region_heads import build_roi_heads
+from ovvision.modeling.text import (
+    NameEmbedder,
+    TextEncoder,
+    VocabularyLike,
+    build_vocabulary_from_cfg,
+    text_encoder_from_cfg,
+)
+from ovvision.structures import ClassEmbeddings, ImageList, Instances, Vocabulary, name_key
 
 from .build import META_ARCH_REGISTRY
 from .input_checks import check_image, check_masks_everywhere_or_nowhere, check_targets
-from .vocabulary_source import NameEmbedder, initial_vocabulary, name_key
 
 
 @META_ARCH_REGISTRY.register()
 class OVRCNN(nn.Module):
-    """Backbone -> class-agnostic RPN -> CLIP-aligned region head (+ class-agnostic masks).
+    """Backbone -> class-agnostic RPN -> CLIP-aligned region classifier (+ class-agnostic masks).
 
-    Classes are rows of a vocabulary of text embeddings held as buffers (not saved in
-    checkpoints); :meth:`set_vocabulary` swaps them, so any class name can be detected.
+    Classes are rows of a :class:`Vocabulary` of text embeddings (not saved in checkpoints);
+    :meth:`set_vocabulary` swaps it, so any class name can be detected. A class counts as
+    *seen* when it is one of the base classes the model is trained on
+    (:meth:`set_training_vocabulary`, by default the base classes of the configured vocabulary)
+    and not marked novel: only seen classes reach the classification loss, and score fusion
+    leans on CLIP for the others.
 
     Args:
         backbone: pyramid feature extractor.
         proposal_generator: class-agnostic proposer, ``(images, features, gt) -> (boxes, losses)``.
         roi_heads: second stage (``OpenVocabROIHeads``).
         pixel_mean, pixel_std: per-channel input normalisation, 0-255 units.
-        vocabulary: the training vocabulary; its base classes are the "seen" classes.
-        name_embedder: embeds plain name lists given to :meth:`set_vocabulary`.
+        vocabulary: the training vocabulary.
+        name_embedder: embeds names given to :meth:`set_vocabulary` (None: only Vocabulary
+            objects are accepted).
         mask_threshold: mask probability threshold when pasting masks.
     """
 
@@ -59,30 +70,28 @@ class OVRCNN(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
         self.name_embedder = name_embedder
         self.mask_threshold = mask_threshold
-        self.trained_class_names = [
-            n for n, novel in zip(vocabulary.names, vocabulary.is_novel.tolist()) if not novel
-        ]
-        self.register_buffer("class_embeddings", torch.zeros(0), persistent=False)
-        self.register_buffer("seen_classes", torch.zeros(0, dtype=torch.bool), persistent=False)
-        self.class_names: list[str] = []
-        self.set_vocabulary(vocabulary)
+        # The vocabulary as tensors: buffers, so that .to(device) moves them with the model.
+        self.register_buffer("_class_embeddings", torch.zeros(0), persistent=False)
+        self.register_buffer("_seen", torch.zeros(0, dtype=torch.bool), persistent=False)
+        self._vocabulary: Vocabulary | None = None
+        self._trained_keys: set[str] = set()
+        self.set_training_vocabulary(vocabulary)
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> dict[str, Any]:
-        backbone = build_backbone(cfg)
+        clip_model = _model_clip(cfg)
+        backbone = build_backbone(cfg, clip_model=clip_model)
         levels = backbone.output_names
         strides = {name: backbone.strides[name] for name in levels}
-        vocabulary, name_embedder = initial_vocabulary(cfg)
+        box_embedder = build_clip_box_embedder(cfg, backbone, clip_model)
         return {
             "backbone": backbone,
             "proposal_generator": build_proposal_generator(cfg, strides, backbone.out_channels),
-            "roi_heads": build_roi_heads(
-                cfg, levels, backbone.out_channels, build_region_clip(cfg, backbone)
-            ),
+            "roi_heads": build_roi_heads(cfg, levels, backbone.out_channels, box_embedder),
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
-            "vocabulary": vocabulary,
-            "name_embedder": name_embedder,
+            "vocabulary": build_vocabulary_from_cfg(cfg, clip_model),
+            "name_embedder": NameEmbedder.from_config(cfg, clip_model),
             "mask_threshold": cfg.MODEL.ROI_MASK_HEAD.MASK_THRESHOLD,
         }
 
@@ -90,37 +99,65 @@ class OVRCNN(nn.Module):
     def device(self) -> torch.device:
         return self.pixel_mean.device
 
-    def set_vocabulary(self, vocabulary: Vocabulary | Sequence[str]) -> None:
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The classes detected now; ``pred_classes`` index its rows."""
+        assert self._vocabulary is not None  # set in __init__
+        return self._vocabulary
+
+    @property
+    def class_names(self) -> list[str]:
+        """Names of the classes ``pred_classes`` index into."""
+        return list(self.vocabulary.names)
+
+    @property
+    def classes(self) -> ClassEmbeddings:
+        """The vocabulary's embeddings and seen flags on the model's device."""
+        return ClassEmbeddings(self._class_embeddings, self._seen)
+
+    def set_training_vocabulary(self, vocabulary: VocabularyLike) -> None:
+        """Train on these classes: its classes not marked novel become the seen ones.
+
+        Call it before training with the training dataset's classes (``gt_classes`` index
+        them); ``tools/train_net.py`` and the Predictor do, from ``DATASETS.TRAIN[0]``.
+        """
+        vocabulary = self._embed(vocabulary)
+        self._trained_keys = {
+            name_key(n) for n, novel in zip(vocabulary.names, vocabulary.is_novel.tolist())
+            if not novel
+        }  # fmt: skip
+        self.set_vocabulary(vocabulary)
+
+    def set_vocabulary(self, vocabulary: VocabularyLike) -> None:
         """Detect the classes of ``vocabulary`` from now on.
 
-        A class counts as seen (for the loss and for score fusion) when it is not marked novel
-        and its name is one of the base classes of the training vocabulary.
-
         Args:
-            vocabulary: a :class:`Vocabulary`, or class names embedded with the config's text
-                encoder (``MODEL.TEXT_ENCODER``, ``VOCABULARY.TEMPLATES``).
+            vocabulary: a :class:`Vocabulary`; a :class:`ClassList`; or class names, each
+                optionally followed by ``|``-separated synonyms (``["mug|cup", "lamp"]``).
+                Names are embedded with the model's text encoder, every synonym averaged in.
 
         Raises:
             ValueError: empty vocabulary, or embeddings of the wrong dimension.
             TypeError: a single string instead of a list of names.
         """
-        if isinstance(vocabulary, str):
-            raise TypeError("set_vocabulary takes a list of class names or a Vocabulary, not a str")
-        if not isinstance(vocabulary, Vocabulary):
-            if self.name_embedder is None:
-                raise ValueError("this model has no text encoder; pass a Vocabulary")
-            vocabulary = self.name_embedder(list(vocabulary), self.device)
-        expected = self.roi_heads.region_head.embed_dim
+        vocabulary = self._embed(vocabulary)
+        expected = self.roi_heads.classifier.embed_dim
         if vocabulary.dim != expected:
             raise ValueError(
-                f"vocabulary embeddings have dimension {vocabulary.dim} but the region head "
-                f"projects to {expected} (MODEL.CLIP_REGION_HEAD.EMBED_DIM)"
+                f"vocabulary embeddings have dimension {vocabulary.dim} but the region classifier "
+                f"projects to {expected} (MODEL.ZERO_SHOT_CLASSIFIER.EMBED_DIM)"
             )
-        trained = {name_key(n) for n in self.trained_class_names}
-        in_training = torch.tensor([name_key(n) in trained for n in vocabulary.names])
-        self.class_embeddings = vocabulary.embeddings.detach().float().to(self.device)
-        self.seen_classes = (~vocabulary.is_novel.cpu() & in_training).to(self.device)
-        self.class_names = list(vocabulary.names)
+        in_training = torch.tensor([name_key(n) in self._trained_keys for n in vocabulary.names])
+        self._class_embeddings = vocabulary.embeddings.detach().float().to(self.device)
+        self._seen = (~vocabulary.is_novel.cpu() & in_training).to(self.device)
+        self._vocabulary = vocabulary
+
+    def _embed(self, vocabulary: VocabularyLike) -> Vocabulary:
+        if isinstance(vocabulary, Vocabulary):
+            return vocabulary
+        if self.name_embedder is None:
+            raise ValueError("this model has no text encoder; pass a Vocabulary")
+        return self.name_embedder(vocabulary, self.device)
 
     def forward(self, batched_inputs: list[dict[str, Any]]) -> dict[str, torch.Tensor] | list[dict]:
         """Training: named losses. Inference: see :meth:`inference`.
@@ -133,20 +170,17 @@ class OVRCNN(nn.Module):
         """
         if not self.training:
             return self.inference(batched_inputs)
-        num_classes = len(self.class_names)
+        classes = self.classes
         gt = [
-            check_targets(x, i, num_classes, self.seen_classes).to(self.device)
+            check_targets(x, i, len(classes), classes.seen).to(self.device)
             for i, x in enumerate(batched_inputs)
         ]
         check_masks_everywhere_or_nowhere(batched_inputs)
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
         proposals, losses = self.proposal_generator(images, features, gt)
-        losses.update(
-            self.roi_heads(
-                images, features, proposals, self.class_embeddings, self.seen_classes, gt
-            )
-        )
+        captions = [list(x.get("captions", [])) for x in batched_inputs]
+        losses.update(self.roi_heads(images, features, proposals, classes, gt, captions))
         return losses
 
     def inference(
@@ -168,9 +202,7 @@ class OVRCNN(nn.Module):
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
         proposals, _ = self.proposal_generator(images, features)
-        results = self.roi_heads(
-            images, features, proposals, self.class_embeddings, self.seen_classes
-        )
+        results = self.roi_heads(images, features, proposals, self.classes)
         if not do_postprocess:
             return results
         outputs = []
@@ -191,3 +223,14 @@ class OVRCNN(nn.Module):
             for i, x in enumerate(batched_inputs)
         ]
         return ImageList.from_tensors(images, self.backbone.size_divisibility)
+
+
+def _model_clip(cfg: CfgNode) -> TextEncoder | None:
+    """The model's one CLIP, when any part needs it now: the vocabulary's text embeddings (no
+    ``VOCABULARY.EMBEDDINGS``), a CLIP backbone, or CLIP crops of boxes."""
+    needs = (
+        not cfg.VOCABULARY.EMBEDDINGS
+        or getattr(BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME), "needs_clip_model", False)
+        or cfg.MODEL.CLIP_BOX_EMBEDDER.SOURCE == "crops"
+    )
+    return text_encoder_from_cfg(cfg) if needs else None

@@ -1,7 +1,13 @@
-"""OpenVocabROIHeads: sample proposals, pool, classify against the vocabulary, box and mask."""
+"""OpenVocabROIHeads: sample proposals, pool, classify against the vocabulary, box and mask.
+
+The second stage only orchestrates: the region classifier (``modeling/classifiers``), auxiliary
+losses (``modeling/losses``) and CLIP score fusion (``modeling/clip_regions``) are built from
+their own config blocks and called here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -10,17 +16,22 @@ from torchvision.models.detection._utils import BalancedPositiveNegativeSampler,
 from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image
 
 from ovvision.config import CfgNode, configurable
+from ovvision.modeling.classifiers import build_region_classifier
+from ovvision.modeling.clip_regions import (
+    ClipBoxEmbedder,
+    ClipScoreFusion,
+    build_clip_score_fusion,
+)
+from ovvision.modeling.losses import RegionLossInputs, build_auxiliary_losses
 from ovvision.modeling.mask_heads import build_mask_head, mask_loss
-from ovvision.structures import Boxes, ImageList, Instances
+from ovvision.structures import Boxes, ClassEmbeddings, ImageList, Instances
 from ovvision.utils.registry import Registry
 
-from .clip_region_head import ClipRegionHead
 from .pooling import build_roi_pooler
-from .region_clip import RegionClipEmbedder, clip_class_probs, fuse_scores
 
 ROI_HEADS_REGISTRY = Registry("ROI_HEADS")
 ROI_HEADS_REGISTRY.__doc__ = """Region heads: ``MODEL.ROI_HEADS.NAME`` names a class built with
-``cls(cfg, level_names=..., channels=..., region_clip=...)``."""
+``cls(cfg, level_names=..., channels=..., box_embedder=...)``."""
 
 
 @dataclass(frozen=True)
@@ -49,35 +60,6 @@ class DetectionSettings:
     detections_per_image: int = 100
 
 
-@dataclass(frozen=True)
-class ScoreFusion:
-    """Geometric-mean fusion with CLIP region scores (see ``fuse_scores``).
-
-    Attributes:
-        clip_temperature: multiplier of CLIP cosine similarities before the softmax.
-        alpha_seen: CLIP exponent for classes seen in training.
-        beta_unseen: CLIP exponent for the others.
-        max_regions: with the ``crops`` source, only the first this many regions per image in
-            the proposer's objectness order are scored by CLIP and kept (0 = all). The order is
-            class-agnostic on purpose: the region head learnt to call unannotated (novel)
-            objects background, so ranking by its class scores drops them before CLIP sees
-            them.
-    """
-
-    clip_temperature: float = 100.0
-    alpha_seen: float = 0.35
-    beta_unseen: float = 0.65
-    max_regions: int = 0
-
-
-@dataclass(frozen=True)
-class Distillation:
-    """ViLD: L1 between region embeddings and CLIP embeddings of the top proposals."""
-
-    weight: float = 1.0
-    regions_per_image: int = 32
-
-
 _DEFAULT_SAMPLING = ProposalSampling()
 _DEFAULT_DETECTION = DetectionSettings()
 
@@ -87,15 +69,14 @@ class OpenVocabROIHeads(nn.Module):
     """The second stage of OV-RCNN.
 
     Args:
-        box_pooler: multi-scale ROI pooler for the region head.
-        region_head: the CLIP-aligned classifier and class-agnostic box regressor.
+        box_pooler: multi-scale ROI pooler for the region classifier.
+        classifier: the region classifier (embeddings, class logits, box deltas, losses).
         mask_pooler, mask_head: class-agnostic mask branch (both or neither).
-        region_clip: CLIP region embeddings, needed by ``fusion`` and ``distillation``.
         sampling: training-region sampling.
         bbox_reg_weights: (wx, wy, ww, wh) of the box coder.
         detection: inference settings.
-        fusion: score fusion at inference (None = detector scores only).
-        distillation: ViLD distillation in training (None = off).
+        fusion: CLIP score fusion at inference (None = classifier scores only).
+        auxiliary_losses: extra training losses on region embeddings.
     """
 
     @configurable
@@ -103,26 +84,22 @@ class OpenVocabROIHeads(nn.Module):
         self,
         *,
         box_pooler: nn.Module,
-        region_head: ClipRegionHead,
+        classifier: nn.Module,
         mask_pooler: nn.Module | None = None,
         mask_head: nn.Module | None = None,
-        region_clip: RegionClipEmbedder | None = None,
         sampling: ProposalSampling = _DEFAULT_SAMPLING,
         bbox_reg_weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0),
         detection: DetectionSettings = _DEFAULT_DETECTION,
-        fusion: ScoreFusion | None = None,
-        distillation: Distillation | None = None,
+        fusion: ClipScoreFusion | None = None,
+        auxiliary_losses: Sequence[nn.Module] = (),
     ):
         super().__init__()
         if (mask_pooler is None) != (mask_head is None):
             raise ValueError("give both mask_pooler and mask_head, or neither")
-        if (fusion is not None or distillation is not None) and region_clip is None:
-            raise ValueError("score fusion and distillation need region_clip (MODEL.REGION_CLIP)")
         self.box_pooler = box_pooler
-        self.region_head = region_head
+        self.classifier = classifier
         self.mask_pooler = mask_pooler
         self.mask_head = mask_head
-        self.region_clip = region_clip
         self.sampling = sampling
         self.matcher = Matcher(sampling.iou_threshold, sampling.iou_threshold)
         self.sampler = BalancedPositiveNegativeSampler(
@@ -131,7 +108,7 @@ class OpenVocabROIHeads(nn.Module):
         self.box_coder = BoxCoder(bbox_reg_weights)
         self.detection = detection
         self.fusion = fusion
-        self.distillation = distillation
+        self.auxiliary_losses = nn.ModuleList(auxiliary_losses)
 
     @classmethod
     def from_config(
@@ -139,10 +116,9 @@ class OpenVocabROIHeads(nn.Module):
         cfg: CfgNode,
         level_names: list[str],
         channels: int,
-        region_clip: RegionClipEmbedder | None = None,
+        box_embedder: ClipBoxEmbedder | None = None,
     ) -> dict:
         rcfg, bcfg, mcfg = cfg.MODEL.ROI_HEADS, cfg.MODEL.ROI_BOX_HEAD, cfg.MODEL.ROI_MASK_HEAD
-        hcfg, ccfg = cfg.MODEL.CLIP_REGION_HEAD, cfg.MODEL.REGION_CLIP
         names = list(rcfg.IN_FEATURES) or list(level_names)
         unknown = sorted(set(names) - set(level_names))
         if unknown:
@@ -152,8 +128,7 @@ class OpenVocabROIHeads(nn.Module):
         box_pooler = build_roi_pooler(names, bcfg.POOLER_RESOLUTION, bcfg.POOLER_SAMPLING_RATIO)
         args = {
             "box_pooler": box_pooler,
-            "region_head": ClipRegionHead(cfg, in_channels=channels),
-            "region_clip": region_clip,
+            "classifier": build_region_classifier(cfg, in_channels=channels),
             "sampling": ProposalSampling(
                 rcfg.IOU_THRESHOLD, rcfg.BATCH_SIZE_PER_IMAGE, rcfg.POSITIVE_FRACTION,
                 rcfg.PROPOSAL_APPEND_GT,
@@ -163,21 +138,14 @@ class OpenVocabROIHeads(nn.Module):
                 rcfg.SCORE_THRESH_TEST, rcfg.NMS_THRESH_TEST,
                 0 if cfg.TEST.LVIS_FIXED_AP else cfg.TEST.DETECTIONS_PER_IMAGE,
             ),
+            "fusion": build_clip_score_fusion(cfg, box_embedder),
+            "auxiliary_losses": build_auxiliary_losses(cfg, box_embedder=box_embedder),
         }  # fmt: skip
         if cfg.MODEL.MASK_ON:
             args["mask_pooler"] = build_roi_pooler(
                 names, mcfg.POOLER_RESOLUTION, mcfg.POOLER_SAMPLING_RATIO
             )
             args["mask_head"] = build_mask_head(cfg, channels)
-        if ccfg.FUSION:
-            temperature = ccfg.TEMPERATURE
-            if temperature <= 0 and region_clip is not None:
-                temperature = region_clip.tower.logit_scale
-            args["fusion"] = ScoreFusion(
-                temperature, ccfg.ALPHA_SEEN, ccfg.BETA_UNSEEN, ccfg.MAX_CROPS_PER_IMAGE
-            )
-        if hcfg.DISTILL_WEIGHT > 0:
-            args["distillation"] = Distillation(hcfg.DISTILL_WEIGHT, hcfg.DISTILL_REGIONS_PER_IMAGE)
         return args
 
     def forward(
@@ -185,21 +153,21 @@ class OpenVocabROIHeads(nn.Module):
         images: ImageList,
         features: dict[str, torch.Tensor],
         proposals: list[torch.Tensor],
-        class_embeddings: torch.Tensor,
-        seen: torch.Tensor,
+        classes: ClassEmbeddings,
         gt_instances: list[Instances] | None = None,
+        captions: list[list[str]] | None = None,
     ) -> dict[str, torch.Tensor] | list[Instances]:
         """Losses in training, detections in inference.
 
         Args:
             images: the normalised, padded batch.
             features: the backbone's output.
-            proposals: per image ``Tensor[P_i, 4]`` proposal boxes.
-            class_embeddings: ``Tensor[C, D]`` unit rows, the vocabulary.
-            seen: ``BoolTensor[C]`` classes seen in training (training: the classes the loss
-                uses; inference: the fusion exponent).
+            proposals: per image ``Tensor[P_i, 4]`` proposal boxes in objectness order.
+            classes: the vocabulary: ``embeddings Tensor[C, D]`` and ``seen BoolTensor[C]``
+                (training: the classes the loss uses; inference: the fusion exponent).
             gt_instances: per image ``gt_boxes``, ``gt_classes`` (< C) and, for masks,
                 ``gt_masks``; required in training.
+            captions: per image its captions (training; for losses that read them).
 
         Returns:
             Training: named losses. Inference: per image Instances with ``pred_boxes``,
@@ -209,32 +177,35 @@ class OpenVocabROIHeads(nn.Module):
         if self.training:
             if gt_instances is None:
                 raise ValueError("OpenVocabROIHeads needs gt_instances in training")
-            return self._losses(images, features, proposals, class_embeddings, seen, gt_instances)
-        return self._detect(images, features, proposals, class_embeddings, seen)
+            captions = captions or [[] for _ in proposals]
+            return self._losses(images, features, proposals, classes, gt_instances, captions)
+        return self._detect(images, features, proposals, classes)
 
     def _losses(
         self,
         images: ImageList,
         features: dict[str, torch.Tensor],
         proposals: list[torch.Tensor],
-        class_embeddings: torch.Tensor,
-        seen: torch.Tensor,
+        classes: ClassEmbeddings,
         gt_instances: list[Instances],
+        captions: list[list[str]],
     ) -> dict[str, torch.Tensor]:
-        num_classes = class_embeddings.shape[0]
+        num_classes = len(classes)
         boxes, labels, matched = self._sample(proposals, gt_instances, num_classes)
-        roi = self.box_pooler(features, boxes, images.image_sizes)
-        embeddings, deltas = self.region_head(roi)
+        extra = [loss.extra_boxes(proposals) for loss in self.auxiliary_losses]
+        # One classifier pass for the sampled regions and every box an auxiliary loss asked for.
+        groups = self._classify_groups(features, images, [boxes] + [e for e in extra if e])
+        embeddings, deltas = groups[0]
         labels_all = torch.cat(labels)
         foreground = labels_all < num_classes
         matched_boxes = [
             g.gt_boxes.tensor[m] if len(g) else b for g, m, b in zip(gt_instances, matched, boxes)
         ]
         target_deltas = self.box_coder.encode_single(torch.cat(matched_boxes), torch.cat(boxes))
-        logits = self.region_head.class_logits(embeddings, class_embeddings)
+        logits = self.classifier.class_logits(embeddings, classes.embeddings)
         losses = {
-            "loss_cls": self.region_head.classification_loss(logits, labels_all, seen),
-            "loss_box_reg": self.region_head.box_regression_loss(deltas, target_deltas, foreground),
+            "loss_cls": self.classifier.classification_loss(logits, labels_all, classes.seen),
+            "loss_box_reg": self.classifier.box_regression_loss(deltas, target_deltas, foreground),
         }
         if self.mask_head is not None and all(g.has("gt_masks") for g in gt_instances):
             fg = [lab < num_classes for lab in labels]
@@ -244,9 +215,60 @@ class OpenVocabROIHeads(nn.Module):
             losses["loss_mask"] = mask_loss(
                 mask_logits, fg_boxes, gt_masks, [m[f] for m, f in zip(matched, fg)]
             )
-        if self.distillation is not None:
-            losses["loss_distill"] = self._distillation_loss(images, features, proposals)
+        extra_embeddings = iter(embedding for embedding, _ in groups[1:])
+        for loss, extra_boxes in zip(self.auxiliary_losses, extra):
+            if extra_boxes:
+                asked = next(extra_embeddings)
+            else:
+                asked, extra_boxes = embeddings[:0], [b[:0] for b in boxes]
+            inputs = RegionLossInputs(
+                region_embeddings=embeddings,
+                labels=labels_all,
+                classes=classes,
+                extra_embeddings=asked,
+                extra_boxes=extra_boxes,
+                images=images,
+                features=features,
+                captions=captions,
+            )
+            for name, value in loss(inputs).items():
+                if name in losses:
+                    raise ValueError(f"auxiliary loss {type(loss).__name__} repeats '{name}'")
+                losses[name] = value
         return losses
+
+    def _classify_groups(
+        self,
+        features: dict[str, torch.Tensor],
+        images: ImageList,
+        groups: list[list[torch.Tensor]],
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Run the classifier once over several groups of boxes.
+
+        Args:
+            features: the backbone's output.
+            images: the batch (for image sizes).
+            groups: G groups, each per image ``Tensor[K_gi, 4]``.
+
+        Returns:
+            Per group its ``(embeddings Tensor[K_g, D], deltas Tensor[K_g, 4])``, rows ordered
+            by image as in the group.
+        """
+        per_image = [torch.cat(parts) for parts in zip(*groups)]
+        embeddings, deltas = self.classifier(
+            self.box_pooler(features, per_image, images.image_sizes)
+        )
+        # rows come image by image, and within an image group by group
+        sizes = [len(b) for parts in zip(*groups) for b in parts]
+        chunks = list(zip(embeddings.split(sizes), deltas.split(sizes)))
+        num_groups = len(groups)
+        return [
+            (
+                torch.cat([e for e, _ in chunks[g::num_groups]]),
+                torch.cat([d for _, d in chunks[g::num_groups]]),
+            )
+            for g in range(num_groups)
+        ]
 
     @torch.no_grad()
     def _sample(
@@ -278,35 +300,24 @@ class OpenVocabROIHeads(nn.Module):
             all_matched.append(matched)
         return all_boxes, all_labels, all_matched
 
-    def _distillation_loss(
-        self, images: ImageList, features: dict[str, torch.Tensor], proposals: list[torch.Tensor]
-    ) -> torch.Tensor:
-        """Mean over the top proposals of ``|region embedding - CLIP embedding|_1``."""
-        top = [p[: self.distillation.regions_per_image] for p in proposals]
-        embeddings, _ = self.region_head(self.box_pooler(features, top, images.image_sizes))
-        targets = self.region_clip(images, features, top)
-        l1 = (embeddings - targets).abs().sum()
-        return self.distillation.weight * l1 / max(embeddings.shape[0], 1)
-
     @torch.no_grad()
     def _detect(
         self,
         images: ImageList,
         features: dict[str, torch.Tensor],
         proposals: list[torch.Tensor],
-        class_embeddings: torch.Tensor,
-        seen: torch.Tensor,
+        classes: ClassEmbeddings,
     ) -> list[Instances]:
         roi = self.box_pooler(features, proposals, images.image_sizes)
-        embeddings, deltas = self.region_head(roi)
-        logits = self.region_head.class_logits(embeddings, class_embeddings)
-        probs = self.region_head.class_probs(logits).split([len(p) for p in proposals])
+        embeddings, deltas = self.classifier(roi)
+        logits = self.classifier.class_logits(embeddings, classes.embeddings)
+        probs = self.classifier.class_probs(logits).split([len(p) for p in proposals])
         boxes = self.box_coder.decode_single(deltas, torch.cat(proposals)).split(
             [len(p) for p in proposals]
         )
         boxes = [clip_boxes_to_image(b, size) for b, size in zip(boxes, images.image_sizes)]
         if self.fusion is not None:
-            boxes, probs = self._fuse(images, features, boxes, list(probs), class_embeddings, seen)
+            boxes, probs = self.fusion(images, features, boxes, list(probs), classes)
         results = [self._select(b, p, size) for b, p, size in zip(boxes, probs, images.image_sizes)]
         if self.mask_head is not None:
             det_boxes = [r.pred_boxes.tensor for r in results]
@@ -315,28 +326,6 @@ class OpenVocabROIHeads(nn.Module):
             for r, m in zip(results, mask_probs):
                 r.pred_mask_probs = m
         return results
-
-    def _fuse(
-        self,
-        images: ImageList,
-        features: dict[str, torch.Tensor],
-        boxes: list[torch.Tensor],
-        probs: list[torch.Tensor],
-        class_embeddings: torch.Tensor,
-        seen: torch.Tensor,
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Fuse detector and CLIP probabilities; with crops, first keep the regions of the
-        ``max_regions`` most object-like proposals (``boxes`` come in objectness order)."""
-        limit = self.fusion.max_regions
-        if self.region_clip.source == "crops" and limit > 0:
-            boxes = [b[:limit] for b in boxes]
-            probs = [p[:limit] for p in probs]
-        clip_emb = self.region_clip(images, features, boxes)
-        clip_probs = clip_class_probs(clip_emb, class_embeddings, self.fusion.clip_temperature)
-        fused = fuse_scores(
-            torch.cat(probs), clip_probs, seen, self.fusion.alpha_seen, self.fusion.beta_unseen
-        )
-        return boxes, list(fused.split([len(b) for b in boxes]))
 
     def _select(
         self, boxes: torch.Tensor, probs: torch.Tensor, image_size: tuple[int, int]
@@ -369,7 +358,7 @@ def build_roi_heads(
     cfg: CfgNode,
     level_names: list[str],
     channels: int,
-    region_clip: RegionClipEmbedder | None = None,
+    box_embedder: ClipBoxEmbedder | None = None,
 ) -> nn.Module:
     """Build the region heads named by ``MODEL.ROI_HEADS.NAME``.
 
@@ -377,8 +366,8 @@ def build_roi_heads(
         cfg: the config.
         level_names: the backbone's pyramid levels, finest first.
         channels: channels of every level.
-        region_clip: the CLIP region embedder, if the config uses one.
+        box_embedder: CLIP embeddings of boxes, if the config uses them (fusion, distillation).
     """
     return ROI_HEADS_REGISTRY.get(cfg.MODEL.ROI_HEADS.NAME)(
-        cfg, level_names=level_names, channels=channels, region_clip=region_clip
+        cfg, level_names=level_names, channels=channels, box_embedder=box_embedder
     )

@@ -1,4 +1,4 @@
-"""Text encoders on open_clip, prompt templates, and built-in vocabularies."""
+"""Text encoders on open_clip, prompt templates, built-in vocabularies, and the name embedder."""
 
 from .encoder import (
     PROJECT_MODEL_CONFIG_DIR,
@@ -6,24 +6,25 @@ from .encoder import (
     create_text_encoder,
     list_text_encoders,
     register_project_model_configs,
+    text_encoder_from_cfg,
 )
+from .name_embedder import NameEmbedder, VocabularyLike
 from .prompt_ensemble import cache_key, default_cache_dir, embed_class_prompts
 from .templates import TEMPLATE_SETS, resolve_templates
 from .vocabularies import (
     BUILTIN_VOCABULARIES,
-    ClassList,
     build_vocabulary,
     build_vocabulary_from_cfg,
-    parse_custom_vocabulary,
     vocabulary_classes,
 )
 
 __all__ = [
     "BUILTIN_VOCABULARIES",
-    "ClassList",
     "PROJECT_MODEL_CONFIG_DIR",
     "TEMPLATE_SETS",
+    "NameEmbedder",
     "TextEncoder",
+    "VocabularyLike",
     "build_vocabulary",
     "build_vocabulary_from_cfg",
     "cache_key",
@@ -31,8 +32,8 @@ __all__ = [
     "default_cache_dir",
     "embed_class_prompts",
     "list_text_encoders",
-    "parse_custom_vocabulary",
     "register_project_model_configs",
     "resolve_templates",
+    "text_encoder_from_cfg",
     "vocabulary_classes",
 ]

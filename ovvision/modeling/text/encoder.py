@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
+from collections import Counter
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +22,9 @@ import open_clip
 import torch
 from torch import nn
 
-from .prompt_ensemble import embed_class_prompts
+from ovvision.config import CfgNode
+
+from .prompt_ensemble import embed_class_prompts, expand_prompts
 from .templates import resolve_templates
 
 __all__ = [
@@ -29,6 +33,7 @@ __all__ = [
     "create_text_encoder",
     "list_text_encoders",
     "register_project_model_configs",
+    "text_encoder_from_cfg",
 ]
 
 PROJECT_MODEL_CONFIG_DIR = Path(__file__).resolve().parents[2] / "model_configs"
@@ -115,6 +120,19 @@ def create_text_encoder(
         ) from e
     tokenizer = open_clip.get_tokenizer(name)
     return TextEncoder(model, tokenizer, name=name, pretrained=pretrained_str).eval()
+
+
+def text_encoder_from_cfg(cfg: CfgNode) -> TextEncoder:
+    """The CLIP model of ``MODEL.TEXT_ENCODER`` (name, weights) on ``MODEL.DEVICE``.
+
+    A model builds it once and shares it: its text tower embeds the vocabulary, its image tower
+    may serve as backbone and score regions.
+    """
+    return create_text_encoder(
+        cfg.MODEL.TEXT_ENCODER.NAME,
+        pretrained=cfg.MODEL.TEXT_ENCODER.PRETRAINED or None,
+        device=torch.device(cfg.MODEL.DEVICE),
+    )
 
 
 def _looks_like_path(value: str) -> bool:
@@ -254,14 +272,46 @@ class TextEncoder(nn.Module):
         Returns:
             Tensor[C, D], unit-norm rows.
         """
+        templates = resolve_templates(templates)
+        self.warn_truncated(class_prompts, templates)
         return embed_class_prompts(
-            self,
+            lambda prompts: self.encode_text(prompts, batch_size=batch_size),
             class_prompts,
-            resolve_templates(templates),
+            templates,
+            cache_identity=self.cache_identity if use_cache else None,
             cache_dir=cache_dir,
-            use_cache=use_cache,
-            batch_size=batch_size,
-        )
+        ).to(self.device)
+
+    @property
+    def cache_identity(self) -> dict[str, object]:
+        """What identifies this encoder's text embeddings in cache keys."""
+        return {
+            "model": self.name,
+            "weights": self.weights_id,
+            "context_length": self.context_length,
+            "embed_dim": self.embed_dim,
+        }
+
+    def warn_truncated(
+        self, class_prompts: Sequence[Sequence[str]], templates: Sequence[str]
+    ) -> None:
+        """Warn, per class, about prompts longer than the context length (they get truncated)."""
+        prompts, owner = expand_prompts(class_prompts, templates)
+        prompts_per_class = Counter(owner)
+        too_long: dict[int, list[int]] = {}
+        for prompt, index in zip(prompts, owner):
+            length = self.num_tokens(prompt)
+            if length > self.context_length:
+                too_long.setdefault(index, []).append(length)
+        for index, lengths in too_long.items():
+            name, total = class_prompts[index][0], prompts_per_class[index]
+            warnings.warn(
+                f"class '{name}': {len(lengths)} of {total} prompts are longer "
+                f"(up to {max(lengths)} tokens) than the context length {self.context_length} "
+                f"of text encoder '{self.name}' and were truncated",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, pretrained={self.pretrained!r}, embed_dim={self.embed_dim}"

@@ -3,8 +3,12 @@
 A class is described by one or more names (its name and synonyms). Each name is put into every
 template; each prompt is embedded and L2-normalised; a class's embedding is the mean over all its
 prompts, L2-normalised again. The result is cached as ``<cache_dir>/<key>.npy``, with ``key`` a
-sha256 of (model name, weights identity, context length, templates, class names), so a large
-vocabulary (LVIS: 1,203 classes x 80 templates) is encoded once per model.
+sha256 of the encoder's identity (model name, weights, context length: whatever the caller
+passes), the templates and the class names, so a large vocabulary (LVIS: 1,203 classes x 80
+templates) is encoded once per model.
+
+The ensembler knows nothing of the encoder but an ``encode_text(prompts) -> Tensor[N, D]``
+callable, so text encoders call into it and it never imports them.
 """
 
 from __future__ import annotations
@@ -14,10 +18,8 @@ import json
 import logging
 import os
 import warnings
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,10 +27,7 @@ from torch.nn import functional as F
 
 from ovvision.utils.file_io import atomic_write
 
-if TYPE_CHECKING:
-    from .encoder import TextEncoder
-
-__all__ = ["cache_key", "default_cache_dir", "embed_class_prompts"]
+__all__ = ["cache_key", "default_cache_dir", "embed_class_prompts", "expand_prompts"]
 
 logger = logging.getLogger(__name__)
 _CACHE_FORMAT = 1  # bump when the ensembling recipe changes, so old entries are not reused
@@ -41,14 +40,20 @@ def default_cache_dir() -> Path:
 
 
 def cache_key(
-    encoder: TextEncoder, class_prompts: Sequence[Sequence[str]], templates: Sequence[str]
+    encoder_identity: Mapping[str, object],
+    class_prompts: Sequence[Sequence[str]],
+    templates: Sequence[str],
 ) -> str:
-    """The cache key of a vocabulary for an encoder (hex sha256)."""
+    """The cache key of a vocabulary for an encoder (hex sha256).
+
+    Args:
+        encoder_identity: JSON-serialisable description of the encoder and its weights.
+        class_prompts: per class, its names.
+        templates: the format strings.
+    """
     identity = {
         "format": _CACHE_FORMAT,
-        "model": encoder.name,
-        "weights": encoder.weights_id,
-        "context_length": encoder.context_length,
+        **encoder_identity,
         "templates": list(templates),
         "classes": [list(names) for names in class_prompts],
     }
@@ -57,52 +62,51 @@ def cache_key(
 
 
 def embed_class_prompts(
-    encoder: TextEncoder,
+    encode_text: Callable[[list[str]], torch.Tensor],
     class_prompts: Sequence[Sequence[str]],
     templates: Sequence[str],
     *,
+    cache_identity: Mapping[str, object] | None = None,
     cache_dir: str | os.PathLike | None = None,
-    use_cache: bool = True,
-    batch_size: int = 256,
 ) -> torch.Tensor:
     """Embed classes by averaging over templates and synonyms.
 
     Args:
-        encoder: the text encoder.
-        class_prompts: per class, its names (the first is the class name used in warnings).
+        encode_text: embeds N prompts as ``Tensor[N, D]`` (normalised here again).
+        class_prompts: per class, its names (name first, then synonyms).
         templates: format strings with one ``{}`` (see ``templates.resolve_templates``).
+        cache_identity: what identifies the encoder and its weights in cache keys; None = no
+            cache (read or written).
         cache_dir: cache folder; None = :func:`default_cache_dir`.
-        use_cache: read and write the cache.
-        batch_size: prompts per forward pass of the encoder.
 
     Returns:
-        Tensor[C, D] with unit-norm rows, float32, on the encoder's device.
+        Tensor[C, D] with unit-norm rows, float32.
     """
     if not class_prompts:
         raise ValueError("cannot embed an empty vocabulary (no classes given)")
-    path = Path(cache_dir or default_cache_dir()) / (
-        cache_key(encoder, class_prompts, templates) + ".npy"
-    )
-    if use_cache:
-        cached = _read_cache(path, (len(class_prompts), encoder.embed_dim))
+    path = None
+    if cache_identity is not None:
+        key = cache_key(cache_identity, class_prompts, templates)
+        path = Path(cache_dir or default_cache_dir()) / (key + ".npy")
+        cached = _read_cache(path, len(class_prompts))
         if cached is not None:
             logger.info("text embeddings of %d classes read from cache %s", len(cached), path)
-            return cached.to(encoder.device)
-    prompts, owner = _expand_prompts(class_prompts, templates)
-    _warn_truncated(encoder, class_prompts, prompts, owner)
-    per_prompt = encoder.encode_text(prompts, normalize=True, batch_size=batch_size)
+            return cached
+    prompts, owner = expand_prompts(class_prompts, templates)
+    per_prompt = F.normalize(encode_text(prompts).float(), dim=-1)
     owner_t = torch.as_tensor(owner, device=per_prompt.device)
-    summed = torch.zeros(len(class_prompts), per_prompt.shape[1], device=per_prompt.device)
+    summed = per_prompt.new_zeros(len(class_prompts), per_prompt.shape[1])
     summed.index_add_(0, owner_t, per_prompt)
     embeddings = F.normalize(summed, dim=-1)
-    if use_cache:
+    if path is not None:
         _write_cache(path, embeddings)
     return embeddings
 
 
-def _expand_prompts(
+def expand_prompts(
     class_prompts: Sequence[Sequence[str]], templates: Sequence[str]
 ) -> tuple[list[str], list[int]]:
+    """Every name of every class in every template; returns (prompts, owning class index)."""
     prompts: list[str] = []
     owner: list[int] = []
     for index, names in enumerate(class_prompts):
@@ -113,30 +117,7 @@ def _expand_prompts(
     return prompts, owner
 
 
-def _warn_truncated(
-    encoder: TextEncoder,
-    class_prompts: Sequence[Sequence[str]],
-    prompts: list[str],
-    owner: list[int],
-) -> None:
-    prompts_per_class = Counter(owner)
-    too_long: dict[int, list[int]] = {}
-    for prompt, index in zip(prompts, owner):
-        length = encoder.num_tokens(prompt)
-        if length > encoder.context_length:
-            too_long.setdefault(index, []).append(length)
-    for index, lengths in too_long.items():
-        name, total = class_prompts[index][0], prompts_per_class[index]
-        warnings.warn(
-            f"class '{name}': {len(lengths)} of {total} prompts are longer "
-            f"(up to {max(lengths)} tokens) than the context length {encoder.context_length} of "
-            f"text encoder '{encoder.name}' and were truncated",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-def _read_cache(path: Path, shape: tuple[int, int]) -> torch.Tensor | None:
+def _read_cache(path: Path, num_classes: int) -> torch.Tensor | None:
     if not path.is_file():
         return None
     try:
@@ -144,9 +125,11 @@ def _read_cache(path: Path, shape: tuple[int, int]) -> torch.Tensor | None:
     except (OSError, ValueError) as e:
         warnings.warn(f"ignoring unreadable text-embedding cache file '{path}': {e}", stacklevel=3)
         return None
-    if array.shape != shape or array.dtype != np.float32 or not np.isfinite(array).all():
+    bad_shape = array.ndim != 2 or array.shape[0] != num_classes
+    if bad_shape or array.dtype != np.float32 or not np.isfinite(array).all():
         warnings.warn(
-            f"ignoring text-embedding cache file '{path}': expected float32 {shape}, "
+            f"ignoring text-embedding cache file '{path}': expected float32 "
+            f"[{num_classes}, D], "
             f"found {array.dtype} {array.shape}",
             stacklevel=3,
         )

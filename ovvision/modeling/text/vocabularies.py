@@ -18,77 +18,27 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
-
-import torch
-from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
 
 from ovvision.config import CfgNode
-from ovvision.data.datasets.coco_ov import COCO_OV_BASE_CLASSES, COCO_OV_NOVEL_CLASSES
-from ovvision.data.datasets.ov_shapes import DEFAULT_NOVEL_CLASSES, SHAPE_CLASSES
-from ovvision.structures.vocabulary import Vocabulary
+from ovvision.structures import ClassList, Vocabulary
+from ovvision.structures.builtin_classes import (
+    COCO_OV_BASE_CLASSES,
+    COCO_OV_NOVEL_CLASSES,
+    OV_SHAPES_CLASSES,
+    OV_SHAPES_DEFAULT_NOVEL_CLASSES,
+    coco_class_names,
+)
 
-from .encoder import TextEncoder, create_text_encoder
+from .encoder import TextEncoder, text_encoder_from_cfg
 
 __all__ = [
     "BUILTIN_VOCABULARIES",
-    "ClassList",
     "build_vocabulary",
     "build_vocabulary_from_cfg",
-    "coco_class_names",
-    "parse_custom_vocabulary",
     "vocabulary_classes",
 ]
 
 BUILTIN_VOCABULARIES = ("coco", "coco_ov", "lvis", "ov_shapes", "custom")
-
-
-@dataclass
-class ClassList:
-    """A vocabulary before embedding: C names, per-class synonyms and novel flags."""
-
-    names: list[str]
-    synonyms: list[list[str]] = field(default_factory=list)
-    is_novel: list[bool] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.synonyms = self.synonyms or [[] for _ in self.names]
-        self.is_novel = self.is_novel or [False] * len(self.names)
-
-
-def coco_class_names() -> list[str]:
-    """The 80 COCO class names in category-id order, from torchvision's COCO metadata."""
-    categories = FasterRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"]
-    return [c for c in categories if c not in ("__background__", "N/A")]
-
-
-def parse_custom_vocabulary(spec: str) -> ClassList:
-    """Parse ``"name|synonym, name2"`` or a text file with one ``name|synonym`` per line.
-
-    Blank entries and lines starting with ``#`` are skipped.
-
-    Raises:
-        FileNotFoundError: ``spec`` ends in ``.txt`` but no such file exists.
-        ValueError: no class names in ``spec``.
-    """
-    if os.path.isfile(spec):
-        with open(spec, encoding="utf-8") as f:
-            entries = [line for line in f.read().splitlines() if not line.lstrip().startswith("#")]
-        where = f"vocabulary file '{spec}'"
-    elif spec.endswith(".txt"):
-        raise FileNotFoundError(f"custom vocabulary file '{spec}' does not exist")
-    else:
-        entries = spec.split(",")
-        where = f"custom vocabulary {spec!r}"
-    names, synonyms = [], []
-    for entry in entries:
-        parts = [p.strip() for p in entry.split("|") if p.strip()]
-        if parts:
-            names.append(parts[0])
-            synonyms.append(parts[1:])
-    if not names:
-        raise ValueError(f"{where} has no class names")
-    return ClassList(names, synonyms)
 
 
 def _read_json_categories(path: str, what: str) -> list[dict]:
@@ -140,13 +90,13 @@ def vocabulary_classes(name: str, *, custom: str = "", annotation_json: str = ""
         return _lvis_classes(annotation_json)
     if name == "ov_shapes":
         if not annotation_json:
-            names = list(SHAPE_CLASSES)
-            return ClassList(names, [], [n in DEFAULT_NOVEL_CLASSES for n in names])
+            names = list(OV_SHAPES_CLASSES)
+            return ClassList(names, [], [n in OV_SHAPES_DEFAULT_NOVEL_CLASSES for n in names])
         return _ov_shapes_classes(annotation_json)
     if name == "custom":
         if not custom.strip():
             raise ValueError("the 'custom' vocabulary needs a comma-separated string or a file")
-        return parse_custom_vocabulary(custom)
+        return ClassList.parse(custom)
     raise ValueError(f"unknown vocabulary '{name}'; built-in: {', '.join(BUILTIN_VOCABULARIES)}")
 
 
@@ -176,14 +126,7 @@ def build_vocabulary(
         return Vocabulary.load(embeddings, names=classes.names, is_novel=classes.is_novel)
     if encoder is None:
         raise ValueError(f"vocabulary '{name}' needs a text encoder or precomputed embeddings")
-    return Vocabulary.from_names(
-        classes.names,
-        encoder,
-        synonyms=classes.synonyms,
-        is_novel=classes.is_novel,
-        templates=templates,
-        cache_dir=cache_dir,
-    )
+    return Vocabulary.from_classes(classes, encoder, templates=templates, cache_dir=cache_dir)
 
 
 def build_vocabulary_from_cfg(cfg: CfgNode, encoder: TextEncoder | None = None) -> Vocabulary:
@@ -193,11 +136,7 @@ def build_vocabulary_from_cfg(cfg: CfgNode, encoder: TextEncoder | None = None) 
     """
     voc = cfg.VOCABULARY
     if encoder is None and not voc.EMBEDDINGS:
-        encoder = create_text_encoder(
-            cfg.MODEL.TEXT_ENCODER.NAME,
-            pretrained=cfg.MODEL.TEXT_ENCODER.PRETRAINED or None,
-            device=torch.device(cfg.MODEL.DEVICE),
-        )
+        encoder = text_encoder_from_cfg(cfg)
     templates = list(voc.CUSTOM_TEMPLATES) or voc.TEMPLATES
     return build_vocabulary(
         voc.NAME,

@@ -12,6 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ovvision.structures.builtin_classes import (
+    OV_SHAPES_CLASSES,
+    OV_SHAPES_DEFAULT_NOVEL_CLASSES,
+)
+
 __all__ = [
     "COLORS",
     "DEFAULT_NOVEL_CLASSES",
@@ -170,17 +175,10 @@ _BUILDERS: dict[str, Callable[[], list[Op]]] = {
     ],  # fmt: skip
 }
 
-SHAPE_CLASSES: tuple[str, ...] = tuple(_BUILDERS)
-
-# About a quarter of the classes, each unlike every base shape.
-DEFAULT_NOVEL_CLASSES: tuple[str, ...] = (
-    "arrow",
-    "crescent",
-    "heart",
-    "hourglass",
-    "house",
-    "star",
-)
+SHAPE_CLASSES: tuple[str, ...] = OV_SHAPES_CLASSES
+DEFAULT_NOVEL_CLASSES: tuple[str, ...] = OV_SHAPES_DEFAULT_NOVEL_CLASSES
+if tuple(_BUILDERS) != SHAPE_CLASSES:  # the id order of every generated json depends on it
+    raise RuntimeError("OV-Shapes builders and OV_SHAPES_CLASSES list different classes")
 
 # name -> RGB; saturated or bright, so every colour stands out from the dark, muted backgrounds.
 COLORS: dict[str, tuple[int, int, int]] = {

@@ -1,4 +1,4 @@
-"""CLIP image embeddings of boxes, for ViLD-style distillation and for score fusion at inference.
+"""CLIP image embeddings of boxes, for ViLD distillation targets and for CLIP score fusion.
 
 Two sources: ``"dense"`` pools the frozen CLIP backbone's own features inside each box (F-VLM,
 nearly free), ``"crops"`` cuts a square around each box from the image, resizes it to CLIP's
@@ -14,13 +14,14 @@ from torch import nn
 from torchvision.ops import roi_align
 
 from ovvision.config import CfgNode
-from ovvision.modeling.backbone import Backbone, ClipImageBackbone, ClipTower, build_clip_tower
-from ovvision.structures import ImageList
+from ovvision.modeling.backbone import Backbone, ClipImageBackbone, ClipTower, wrap_clip_tower
+from ovvision.modeling.text import TextEncoder
+from ovvision.structures import ImageList, square_boxes
 
 SOURCES = ("dense", "crops")
 
 
-class RegionClipEmbedder(nn.Module):
+class ClipBoxEmbedder(nn.Module):
     """Unit-norm CLIP embeddings of boxes.
 
     Args:
@@ -44,7 +45,9 @@ class RegionClipEmbedder(nn.Module):
     ):
         super().__init__()
         if source not in SOURCES:
-            raise ValueError(f"MODEL.REGION_CLIP.SOURCE must be one of {SOURCES}, got {source!r}")
+            raise ValueError(
+                f"MODEL.CLIP_BOX_EMBEDDER.SOURCE must be one of {SOURCES}, got {source!r}"
+            )
         self.tower = tower
         self.source = source
         self.crop_scale = crop_scale
@@ -81,8 +84,7 @@ class RegionClipEmbedder(nn.Module):
 
     def _encode_crops(self, images: ImageList, boxes: list[torch.Tensor]) -> torch.Tensor:
         squares = [
-            square_crop_boxes(b, self.crop_scale, size)
-            for b, size in zip(boxes, images.image_sizes)
+            square_boxes(b, self.crop_scale, size) for b, size in zip(boxes, images.image_sizes)
         ]
         crops = roi_align(
             images.tensor,
@@ -98,83 +100,32 @@ class RegionClipEmbedder(nn.Module):
         )
 
 
-def square_crop_boxes(
-    boxes: torch.Tensor, scale: float, image_size: tuple[int, int]
-) -> torch.Tensor:
-    """Square crops around boxes, as CLIP sees objects: undistorted, with some context.
+def build_clip_box_embedder(
+    cfg: CfgNode, backbone: Backbone, clip_model: TextEncoder | None
+) -> ClipBoxEmbedder | None:
+    """The CLIP box embedder of ``MODEL.CLIP_BOX_EMBEDDER`` (None when ``SOURCE`` is ``""``).
 
-    The side is ``scale`` times the longer box side; the square is shifted to lie inside the
-    image where it fits (else it is centred on the box and the outside reads as padding).
-
-    Args:
-        boxes: ``Tensor[K, 4]`` (x1, y1, x2, y2).
-        scale: side of the square relative to the longer box side.
-        image_size: ``(h, w)`` of the image.
-
-    Returns:
-        ``Tensor[K, 4]`` square boxes.
+    A CLIP backbone shares its tower; otherwise the image tower of the model's CLIP
+    (``clip_model``, the one that embeds the vocabulary) is used, frozen, for crops.
     """
-    h, w = image_size
-    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-    side = (boxes[:, 2:] - boxes[:, :2]).max(dim=1).values * scale
-    start = centre - side[:, None] / 2
-    limit = torch.tensor([w, h], dtype=boxes.dtype, device=boxes.device) - side[:, None]
-    fits = limit >= 0
-    start = torch.where(fits, torch.minimum(start.clamp(min=0), limit.clamp(min=0)), start)
-    return torch.cat([start, start + side[:, None]], dim=1)
-
-
-def clip_class_probs(
-    clip_embeddings: torch.Tensor, class_embeddings: torch.Tensor, temperature: float
-) -> torch.Tensor:
-    """``Tensor[K, C]``: softmax over the vocabulary of ``temperature * cos(region, class)``."""
-    return (temperature * clip_embeddings @ class_embeddings.t()).softmax(dim=-1)
-
-
-def fuse_scores(
-    detector_probs: torch.Tensor,
-    clip_probs: torch.Tensor,
-    seen: torch.Tensor,
-    alpha_seen: float,
-    beta_unseen: float,
-) -> torch.Tensor:
-    """Geometric-mean fusion of detector and CLIP scores (ViLD-ensemble, F-VLM).
-
-    ``p = p_det ** (1 - a) * p_clip ** a`` with ``a = alpha_seen`` for classes seen in training
-    and ``a = beta_unseen`` for the others, so CLIP weighs more where the detector never learnt.
-
-    Args:
-        detector_probs: ``Tensor[K, C]``.
-        clip_probs: ``Tensor[K, C]``.
-        seen: ``BoolTensor[C]``.
-        alpha_seen, beta_unseen: CLIP exponents in [0, 1].
-    """
-    exponent = torch.where(seen, alpha_seen, beta_unseen).to(detector_probs.dtype)
-    return detector_probs.clamp(min=0) ** (1 - exponent) * clip_probs.clamp(min=0) ** exponent
-
-
-def build_region_clip(cfg: CfgNode, backbone: Backbone) -> RegionClipEmbedder | None:
-    """The CLIP region embedder of ``MODEL.REGION_CLIP`` (None when ``SOURCE`` is ``""``).
-
-    A CLIP backbone shares its tower; otherwise the image tower of ``MODEL.TEXT_ENCODER``'s CLIP
-    model is created (frozen) for crops.
-    """
-    source = cfg.MODEL.REGION_CLIP.SOURCE
+    source = cfg.MODEL.CLIP_BOX_EMBEDDER.SOURCE
     if not source:
         return None
     if isinstance(backbone, ClipImageBackbone):
         tower = backbone.tower
     elif source == "dense":
         raise ValueError(
-            "MODEL.REGION_CLIP.SOURCE='dense' needs MODEL.BACKBONE.NAME='ClipImageBackbone'; "
+            "MODEL.CLIP_BOX_EMBEDDER.SOURCE='dense' needs MODEL.BACKBONE.NAME='ClipImageBackbone'; "
             "use 'crops' with other backbones"
         )
     else:
-        tower = build_clip_tower(cfg.MODEL.TEXT_ENCODER.NAME, cfg.MODEL.TEXT_ENCODER.PRETRAINED)
-    return RegionClipEmbedder(
+        if clip_model is None:
+            raise ValueError("MODEL.CLIP_BOX_EMBEDDER.SOURCE='crops' needs the model's CLIP")
+        tower = wrap_clip_tower(clip_model)
+    return ClipBoxEmbedder(
         tower=tower,
         source=source,
         pixel_mean=list(cfg.MODEL.PIXEL_MEAN),
         pixel_std=list(cfg.MODEL.PIXEL_STD),
-        crop_scale=cfg.MODEL.REGION_CLIP.CROP_SCALE,
+        crop_scale=cfg.MODEL.CLIP_BOX_EMBEDDER.CROP_SCALE,
     )

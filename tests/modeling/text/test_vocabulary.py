@@ -26,7 +26,7 @@ from ovvision.modeling.text import (
 from ovvision.structures import Vocabulary
 
 TINY = "OVShapes-CLIP-Tiny"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _reference_embedding(encoder, names: list[str], templates: list[str]) -> torch.Tensor:
@@ -110,17 +110,18 @@ def test_cache_key_covers_model_weights_templates_and_names(
     encoder, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
     classes, templates = [["cat"], ["dog"]], ["{}"]
-    key = cache_key(encoder, classes, templates)
-    assert cache_key(encoder, classes, templates) == key
-    assert cache_key(encoder, [["cat"], ["dog", "puppy"]], templates) != key
-    assert cache_key(encoder, classes, ["a {}"]) != key
+    key = cache_key(encoder.cache_identity, classes, templates)
+    assert cache_key(encoder.cache_identity, classes, templates) == key
+    assert cache_key(encoder.cache_identity, [["cat"], ["dog", "puppy"]], templates) != key
+    assert cache_key(encoder.cache_identity, classes, ["a {}"]) != key
     other_weights = tmp_path / "other.pt"
     state = torch.load(tiny_checkpoint, weights_only=True)
     state["logit_scale"] += 1.0
     torch.save(state, other_weights)
-    assert cache_key(create_text_encoder(TINY, pretrained=other_weights), classes, templates) != key
+    other = create_text_encoder(TINY, pretrained=other_weights)
+    assert cache_key(other.cache_identity, classes, templates) != key
     encoder.name = "other-name"
-    assert cache_key(encoder, classes, templates) != key
+    assert cache_key(encoder.cache_identity, classes, templates) != key
 
 
 def test_corrupt_cache_entry_is_recomputed(encoder, tmp_path: Path, count_calls) -> None:

@@ -1,4 +1,4 @@
-"""ClipRegionHead: classify regions by cosine similarity with text embeddings of class names."""
+"""The zero-shot region classifier: a region is named by its cosine with class-name embeddings."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from torch import nn
 
 from ovvision.config import CfgNode, configurable
 
+from .build import REGION_CLASSIFIER_REGISTRY
 from .federated_loss import FederatedClassSampler
 
 LOSS_TYPES = ("softmax", "sigmoid")
 
 
-class ClipRegionHead(nn.Module):
+@REGION_CLASSIFIER_REGISTRY.register()
+class ZeroShotRegionClassifier(nn.Module):
     """ROI features -> MLP -> region embedding in the text space; class-agnostic box deltas.
 
     Class logits are ``temperature * cos(region, class)`` for every vocabulary class plus a
@@ -79,7 +81,7 @@ class ClipRegionHead(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: CfgNode, in_channels: int) -> dict:
-        hcfg = cfg.MODEL.CLIP_REGION_HEAD
+        hcfg = cfg.MODEL.ZERO_SHOT_CLASSIFIER
         federated = None
         if hcfg.USE_FED_LOSS:
             federated = FederatedClassSampler(

@@ -12,7 +12,7 @@ from ovvision.modeling import OVRCNN, build_model
 from ovvision.structures import Boxes, Instances
 from ovvision.structures.vocabulary import Vocabulary
 
-from .helpers import CLASS_NAMES, make_item, tiny_config
+from ..helpers import CLASS_NAMES, make_item, tiny_config
 
 REGRESSION_LOSSES = ("loss_rpn_loc", "loss_box_reg", "loss_mask")
 
@@ -28,9 +28,11 @@ def _losses(model: OVRCNN, batch: list[dict]) -> dict[str, torch.Tensor]:
 def test_build_model_is_ovrcnn_with_the_configured_vocabulary(tiny_model):
     assert isinstance(tiny_model, OVRCNN)
     assert tiny_model.class_names == CLASS_NAMES
-    assert tiny_model.class_embeddings.shape == (len(CLASS_NAMES), 128)
-    assert torch.allclose(tiny_model.class_embeddings.norm(dim=1), torch.ones(4))
-    assert tiny_model.seen_classes.all()
+    assert tiny_model.vocabulary.names == CLASS_NAMES
+    classes = tiny_model.classes
+    assert classes.embeddings.shape == (len(CLASS_NAMES), 128)
+    assert torch.allclose(classes.embeddings.norm(dim=1), torch.ones(4))
+    assert classes.seen.all()
 
 
 def test_training_returns_named_finite_losses_and_gradients(tiny_model):
@@ -41,7 +43,7 @@ def test_training_returns_named_finite_losses_and_gradients(tiny_model):
     }  # fmt: skip
     assert all(torch.isfinite(v) and v.dim() == 0 for v in losses.values())
     assert all(losses[k] > 0 for k in REGRESSION_LOSSES)
-    head = tiny_model.roi_heads.region_head
+    head = tiny_model.roi_heads.classifier
     assert head.embed.weight.grad.abs().sum() > 0
     assert head.bbox_pred.weight.grad.abs().sum() > 0
     assert tiny_model.roi_heads.mask_head.predictor.mask_fcn_logits.weight.grad.abs().sum() > 0
@@ -67,7 +69,7 @@ def test_a_loss_that_does_not_apply_is_left_out():
     torch.manual_seed(0)
     model = build_model(
         tiny_config(
-            "MODEL.CLIP_REGION_HEAD.DISTILL_WEIGHT", "0.0", "MODEL.REGION_CLIP.FUSION", "False"
+            "MODEL.ROI_HEADS.AUXILIARY_LOSSES", "[]", "MODEL.CLIP_SCORE_FUSION.ENABLED", "False"
         )
     )
     boxes_only = make_item(boxes=[[10, 10, 50, 40]], classes=[1], with_masks=False)
@@ -238,9 +240,9 @@ def test_set_vocabulary_changes_the_class_space_without_touching_weights():
     names = ["hexagon", "circle", "ring", "moon", "cross", "arrow", "heart"]
     model.set_vocabulary(names)
     assert model.class_names == names
-    assert model.class_embeddings.shape == (7, 128)
+    assert model.classes.embeddings.shape == (7, 128)
     # Only "circle" was a base class of the training vocabulary.
-    assert model.seen_classes.tolist() == [False, True, False, False, False, False, False]
+    assert model.classes.seen.tolist() == [False, True, False, False, False, False, False]
     with torch.no_grad():
         seven = model([item])[0]["instances"].pred_classes
     single = Vocabulary(["hexagon"], torch.randn(1, 128))
@@ -268,7 +270,12 @@ def test_set_vocabulary_rejects_bad_input(tiny_model):
     "overrides",
     [
         (),
-        ("MODEL.CLIP_REGION_HEAD.LOSS", "sigmoid", "MODEL.CLIP_REGION_HEAD.USE_FED_LOSS", "True"),
+        (
+            "MODEL.ZERO_SHOT_CLASSIFIER.LOSS",
+            "sigmoid",
+            "MODEL.ZERO_SHOT_CLASSIFIER.USE_FED_LOSS",
+            "True",
+        ),  # fmt: skip
     ],
     ids=["softmax", "sigmoid-federated"],
 )

@@ -29,7 +29,7 @@ class FederatedClassSampler(nn.Module):
         super().__init__()
         if num_classes <= 0:
             raise ValueError(
-                f"MODEL.CLIP_REGION_HEAD.FED_LOSS_NUM_CLASSES={num_classes} is not > 0"
+                f"MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_NUM_CLASSES={num_classes} is not > 0"
             )
         self.num_classes = num_classes
         counts = load_class_image_counts(class_freq_file) if class_freq_file else None
@@ -51,7 +51,8 @@ class FederatedClassSampler(nn.Module):
         else:
             raise ValueError(
                 f"federated-loss class frequencies cover {self.class_weights.numel()} classes but "
-                f"the vocabulary has {num_vocab}; check MODEL.CLIP_REGION_HEAD.FED_LOSS_CLASS_FREQ"
+                f"the vocabulary has {num_vocab}; check "
+                "MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_CLASS_FREQ"
             )
         chosen = torch.zeros(num_vocab, dtype=torch.bool, device=seen.device)
         chosen[gt_classes.unique()] = True
@@ -66,7 +67,7 @@ def load_class_image_counts(path: str) -> torch.Tensor:
     """``Tensor[C]`` image counts from a JSON list or from an LVIS-style json's categories."""
     if not os.path.isfile(path):
         raise FileNotFoundError(
-            f"MODEL.CLIP_REGION_HEAD.FED_LOSS_CLASS_FREQ={path!r}: no such file"
+            f"MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_CLASS_FREQ={path!r}: no such file"
         )
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
