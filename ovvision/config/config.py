@@ -34,11 +34,15 @@ class CfgNode(_FvcoreCfgNode):
             raise ValueError("ovvision reads configs with yaml.safe_load only (allow_unsafe=False)")
         loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=False)
         loaded = type(self)(loaded)
-        _check_renamed(_full_keys(loaded), f"config file '{cfg_filename}'")
+        _check_renamed(self._renamed_keys, _full_keys(loaded), f"config file '{cfg_filename}'")
         try:
             self.merge_from_other_cfg(loaded)
         except KeyError as e:
             raise ConfigError(f"{_key_message(e)} in config file '{cfg_filename}'") from None
+
+    @property
+    def _renamed_keys(self) -> dict[str, Any]:
+        return self.__dict__[_FvcoreCfgNode.RENAMED_KEYS]
 
     def merge_from_list(self, cfg_list: list[str]) -> Callable[[], None]:
         """Merge ``[KEY, VALUE, KEY, VALUE, ...]`` pairs given on the command line."""
@@ -46,7 +50,9 @@ class CfgNode(_FvcoreCfgNode):
             raise ConfigError(
                 f"command-line overrides must be KEY VALUE pairs; got an odd number: {cfg_list}"
             )
-        _check_renamed([str(k) for k in cfg_list[0::2]], "command-line overrides")
+        _check_renamed(
+            self._renamed_keys, [str(k) for k in cfg_list[0::2]], "command-line overrides"
+        )
         try:
             return super().merge_from_list(cfg_list)
         except (KeyError, AssertionError) as e:
@@ -64,41 +70,25 @@ def _full_keys(node: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def _check_renamed(keys: Sequence[str], where: str) -> None:
-    """Raise :class:`ConfigError` naming the new key when ``keys`` use a renamed one."""
-    from .defaults import RENAMED_KEYS
+def _check_renamed(renamed: dict[str, Any], keys: Sequence[str], where: str) -> None:
+    """Raise :class:`ConfigError` naming the new key when ``keys`` use a renamed one.
 
+    Args:
+        renamed: ``{old full key: new key}``, registered on the defaults with yacs'
+            ``register_renamed_key``.
+        keys: full keys of a YAML file or of command-line overrides.
+        where: where they come from, for the message.
+    """
     # the most specific renamed key first (a leaf says more than its node)
     for key in sorted(keys, key=lambda k: -k.count(".")):
-        if key in RENAMED_KEYS:
-            raise ConfigError(
-                f"config key '{key}' was renamed to {RENAMED_KEYS[key]}; update {where}"
-            )
+        if key in renamed:
+            raise ConfigError(f"config key '{key}' was renamed to {renamed[key]}; update {where}")
 
 
 def _key_message(error: Exception) -> str:
     msg = str(error.args[0]) if error.args else str(error)
     key = msg.split(":", 1)[1].strip() if ":" in msg else msg
     return f"unknown config key '{key}' (every key must be declared in ovvision/config/defaults.py)"
-
-
-def get_cfg() -> CfgNode:
-    """A fresh copy of ovvision's default config; callers may change it freely."""
-    from .defaults import _C
-
-    return _C.clone()
-
-
-def load_config(config_file: str = "", opts: Sequence[str] = ()) -> CfgNode:
-    """Defaults, then a YAML file (with its ``_BASE_`` chain), then ``KEY VALUE`` overrides.
-
-    The result is not frozen, so callers may still adjust it.
-    """
-    cfg = get_cfg()
-    if config_file:
-        cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
-    return cfg
 
 
 def configurable(init_func: Callable) -> Callable:

@@ -223,7 +223,7 @@ _C.LOG_PERIOD = 20  # iterations between console/metrics.jsonl/TensorBoard write
 _C.TENSORBOARD = False  # also write TensorBoard event files to OUTPUT_DIR
 
 # Keys that were renamed: a config still using one gets an error naming the new key.
-RENAMED_KEYS = {
+_RENAMED_KEYS = {
     "MODEL.CLIP_REGION_HEAD": "MODEL.ZERO_SHOT_CLASSIFIER",
     "MODEL.CLIP_REGION_HEAD.DISTILL_WEIGHT": (
         "MODEL.VILD_DISTILLATION.WEIGHT (and list 'ViLDDistillationLoss' in "
@@ -239,3 +239,5 @@ RENAMED_KEYS = {
     "MODEL.REGION_CLIP.BETA_UNSEEN": "MODEL.CLIP_SCORE_FUSION.BETA_UNSEEN",
     "MODEL.REGION_CLIP.MAX_CROPS_PER_IMAGE": "MODEL.CLIP_SCORE_FUSION.MAX_REGIONS_PER_IMAGE",
 }
+for _old, _new in _RENAMED_KEYS.items():
+    _C.register_renamed_key(_old, _new)
