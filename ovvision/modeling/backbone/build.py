@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 import torch
@@ -44,6 +45,11 @@ class Backbone(nn.Module, ABC):
             ``{name: Tensor[B, out_channels, H / stride, W / stride]}`` for every name in
             ``output_names``; a backbone may add entries of its own (e.g. dense CLIP features).
         """
+
+
+def level_name(stride: int) -> str:
+    """Name of a pyramid level by its stride: stride 4 -> ``"p2"``, 64 -> ``"p6"``."""
+    return f"p{int(round(math.log2(stride)))}"
 
 
 def build_backbone(cfg: CfgNode, clip_model: nn.Module | None = None) -> Backbone:

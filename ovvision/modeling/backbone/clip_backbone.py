@@ -13,9 +13,8 @@ from torchvision.ops import FeaturePyramidNetwork
 from ovvision.config import CfgNode, configurable
 from ovvision.modeling.text import TextEncoder, text_encoder_from_cfg
 
-from .build import BACKBONE_REGISTRY, Backbone
+from .build import BACKBONE_REGISTRY, Backbone, level_name
 from .clip_towers import ClipTower, ViTClipTower, wrap_clip_tower
-from .timm_fpn import level_name
 
 
 @BACKBONE_REGISTRY.register()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
-from typing import TYPE_CHECKING
 
 import timm
 import torch
@@ -19,15 +18,8 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from ovvision.config import CfgNode, configurable
 
-from .build import BACKBONE_REGISTRY, Backbone
-
-if TYPE_CHECKING:
-    from .clip_backbone import SimpleFeaturePyramid
-
-
-def level_name(stride: int) -> str:
-    """Name of a pyramid level by its stride: stride 4 -> ``"p2"``, 64 -> ``"p6"``."""
-    return f"p{int(round(math.log2(stride)))}"
+from .build import BACKBONE_REGISTRY, Backbone, level_name
+from .clip_backbone import SimpleFeaturePyramid
 
 
 @BACKBONE_REGISTRY.register()
@@ -71,8 +63,6 @@ class TimmFPNBackbone(Backbone):
         self.fpn: FeaturePyramidNetwork | None = None
         self.simple_pyramid: SimpleFeaturePyramid | None = None
         if len(strides) == 1:
-            from .clip_backbone import SimpleFeaturePyramid  # clip_backbone imports this module
-
             strides = _scaled_strides(strides[0], pyramid_scales)
             self.simple_pyramid = SimpleFeaturePyramid(in_channels[0], pyramid_scales, out_channels)
         else:
