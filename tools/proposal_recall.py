@@ -113,7 +113,7 @@ def main() -> None:
     with torch.no_grad():
         for batch in build_detection_test_loader(predictor.cfg, args.dataset):
             images = model.preprocess_image(batch)
-            boxes, _ = model.proposal_generator(images, model.backbone(images.tensor))
+            boxes, _, _ = model.proposal_generator(images, model.backbone(images.tensor))
             for item, props, (in_h, in_w) in zip(batch, boxes, images.image_sizes):
                 record = dicts[item["image_id"]]
                 anns = [a for a in record.get("annotations", []) if not a.get("iscrowd", 0)]

@@ -92,6 +92,18 @@ _C.MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_CLASS_FREQ = ""  # LVIS json or image cou
 _C.MODEL.VILD_DISTILLATION = CN()
 _C.MODEL.VILD_DISTILLATION.WEIGHT = 1.0  # multiplier of the loss
 _C.MODEL.VILD_DISTILLATION.REGIONS_PER_IMAGE = 32  # top proposals distilled per image
+# Proxy-novel classwise mixup (ProxyDet, modeling/losses): enabled by listing
+# "ProxyNovelMixupLoss" in MODEL.ROI_HEADS.AUXILIARY_LOSSES
+_C.MODEL.PROXY_MIXUP = CN()
+_C.MODEL.PROXY_MIXUP.WEIGHT = 1.0  # multiplier of the L1 loss between mixed prototypes and texts
+_C.MODEL.PROXY_MIXUP.ALPHA = 1.0  # lambda ~ Beta(ALPHA, ALPHA), one per step
+_C.MODEL.PROXY_MIXUP.PROTOTYPE_WEIGHTING = "objectness"  # "objectness" (softmax), "uniform", "iou"
+_C.MODEL.PROXY_MIXUP.SEPARATE_HEAD = False  # train a copy of the embedding MLP with the loss only
+_C.MODEL.PROXY_MIXUP.FUSION_WEIGHT_SEEN = 0.15  # separate head: its score exponent, seen classes
+_C.MODEL.PROXY_MIXUP.FUSION_WEIGHT_UNSEEN = 0.35  # separate head: its score exponent, unseen ones
+# A class counts as seen when its name is a trained base class or (if > 0) its text embedding's
+# cosine with one of theirs exceeds this (ProxyDet: 0.9), so "stars" is the trained "star"
+_C.MODEL.PROXY_MIXUP.SEEN_COSINE_THRESHOLD = 0.0
 # CLIP image embeddings of boxes (modeling/clip_regions), read by score fusion and distillation
 _C.MODEL.CLIP_BOX_EMBEDDER = CN()
 _C.MODEL.CLIP_BOX_EMBEDDER.SOURCE = ""  # "" (none), "dense" (CLIP backbone's maps), "crops"

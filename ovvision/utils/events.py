@@ -22,6 +22,12 @@ def get_event_storage() -> EventStorage:
     return _CURRENT_STORAGE_STACK[-1]
 
 
+def current_event_storage() -> EventStorage | None:
+    """The storage of the innermost running ``with EventStorage():`` block, or None outside one
+    (a model run outside the trainer)."""
+    return _CURRENT_STORAGE_STACK[-1] if _CURRENT_STORAGE_STACK else None
+
+
 class EventStorage:
     """Scalars recorded per iteration, with their histories for smoothing.
 

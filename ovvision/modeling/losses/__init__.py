@@ -1,4 +1,4 @@
-"""Auxiliary losses on region embeddings: ViLD distillation (and, next, mixup and captions)."""
+"""Auxiliary losses on region embeddings: ViLD distillation, proxy-novel classwise mixup."""
 
 from .build import (
     AUXILIARY_LOSS_REGISTRY,
@@ -6,11 +6,13 @@ from .build import (
     RegionLossInputs,
     build_auxiliary_losses,
 )
+from .proxy_mixup import ProxyNovelMixupLoss
 from .vild_distillation import ViLDDistillationLoss
 
 __all__ = [
     "AUXILIARY_LOSS_REGISTRY",
     "AuxiliaryLoss",
+    "ProxyNovelMixupLoss",
     "RegionLossInputs",
     "ViLDDistillationLoss",
     "build_auxiliary_losses",

@@ -26,7 +26,8 @@ from ovvision.utils.registry import Registry
 AUXILIARY_LOSS_REGISTRY = Registry("AUXILIARY_LOSS")
 AUXILIARY_LOSS_REGISTRY.__doc__ = """Auxiliary losses on region embeddings:
 ``MODEL.ROI_HEADS.AUXILIARY_LOSSES`` lists class names built with
-``cls(cfg, box_embedder=...)``."""
+``cls(cfg, box_embedder=..., classifier=...)`` (a loss's ``from_config`` takes the ones it needs
+and ignores the others through ``**_``)."""
 
 
 @dataclass
@@ -37,6 +38,9 @@ class RegionLossInputs:
         region_embeddings: ``Tensor[K, D]`` unit-norm classifier embeddings of the sampled
             regions (with gradient).
         labels: ``LongTensor[K]`` class of each sampled region, ``C`` for background.
+        objectness: ``Tensor[K]`` the proposer's objectness logit of each sampled region.
+        ious: ``Tensor[K]`` IoU of each sampled region with its best ground truth.
+        roi_features: ``Tensor[K, C, R, R]`` the pooled features the classifier embedded.
         classes: the vocabulary (``embeddings Tensor[C, D]``, ``seen BoolTensor[C]``).
         extra_embeddings: ``Tensor[M, D]`` classifier embeddings of the boxes this loss asked
             for in ``extra_boxes`` (with gradient; empty when it asked for none).
@@ -48,6 +52,9 @@ class RegionLossInputs:
 
     region_embeddings: torch.Tensor
     labels: torch.Tensor
+    objectness: torch.Tensor
+    ious: torch.Tensor
+    roi_features: torch.Tensor
     classes: ClassEmbeddings
     extra_embeddings: torch.Tensor
     extra_boxes: list[torch.Tensor]
@@ -57,7 +64,7 @@ class RegionLossInputs:
 
 
 class AuxiliaryLoss(nn.Module):
-    """Base class: no extra boxes; subclasses implement :meth:`forward`."""
+    """Base class: no extra boxes, no say at inference; subclasses implement :meth:`forward`."""
 
     def extra_boxes(self, proposals: list[torch.Tensor]) -> list[torch.Tensor] | None:
         """Boxes whose classifier embeddings this loss needs, per image (None = none).
@@ -70,13 +77,33 @@ class AuxiliaryLoss(nn.Module):
     def forward(self, inputs: RegionLossInputs) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def fuse_inference_probs(
+        self,
+        roi_features: torch.Tensor,
+        probs: torch.Tensor,
+        classes: ClassEmbeddings,
+        classifier: nn.Module,
+    ) -> torch.Tensor:
+        """Class probabilities at inference, for a loss that trains a branch of its own.
+
+        Args:
+            roi_features: ``Tensor[K, C, R, R]`` pooled features of the regions.
+            probs: ``Tensor[K, C]`` the classifier's probabilities.
+            classes: the vocabulary.
+            classifier: the region classifier.
+
+        Returns:
+            ``Tensor[K, C]``; the default leaves ``probs`` as they are.
+        """
+        return probs
+
 
 def build_auxiliary_losses(cfg: CfgNode, **shared: nn.Module | None) -> nn.ModuleList:
     """The losses listed in ``MODEL.ROI_HEADS.AUXILIARY_LOSSES``, in that order.
 
     Args:
         cfg: the config.
-        shared: components a loss may use, passed by keyword (e.g. ``box_embedder``).
+        shared: components a loss may use, passed by keyword (``box_embedder``, ``classifier``).
     """
     names = list(cfg.MODEL.ROI_HEADS.AUXILIARY_LOSSES)
     duplicated = sorted({n for n in names if names.count(n) > 1})

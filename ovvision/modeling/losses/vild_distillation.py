@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from ovvision.config import CfgNode, configurable
 from ovvision.modeling.clip_regions import ClipBoxEmbedder
@@ -32,7 +33,9 @@ class ViLDDistillationLoss(AuxiliaryLoss):
         self.regions_per_image = regions_per_image
 
     @classmethod
-    def from_config(cls, cfg: CfgNode, box_embedder: ClipBoxEmbedder | None = None) -> dict:
+    def from_config(
+        cls, cfg: CfgNode, box_embedder: ClipBoxEmbedder | None = None, **_: nn.Module
+    ) -> dict:
         if box_embedder is None:
             raise ValueError(
                 "ViLDDistillationLoss needs CLIP box embeddings: set MODEL.CLIP_BOX_EMBEDDER.SOURCE"

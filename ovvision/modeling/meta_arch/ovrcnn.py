@@ -34,9 +34,9 @@ class OVRCNN(nn.Module):
     Classes are rows of a :class:`Vocabulary` of text embeddings (not saved in checkpoints);
     :meth:`set_vocabulary` swaps it, so any class name can be detected. A class counts as
     *seen* when it is one of the base classes the model is trained on
-    (:meth:`set_training_vocabulary`, by default the base classes of the configured vocabulary)
-    and not marked novel: only seen classes reach the classification loss, and score fusion
-    leans on CLIP for the others.
+    (:meth:`set_training_vocabulary`, by default the base classes of the configured vocabulary),
+    by name or (with ``seen_cosine_threshold``) by text embedding, and not marked novel: only
+    seen classes reach the classification loss, and score fusion leans on CLIP for the others.
 
     Args:
         backbone: pyramid feature extractor.
@@ -47,6 +47,8 @@ class OVRCNN(nn.Module):
         name_embedder: embeds names given to :meth:`set_vocabulary` (None: only Vocabulary
             objects are accepted).
         mask_threshold: mask probability threshold when pasting masks.
+        seen_cosine_threshold: a class also counts as seen when its embedding's cosine with a
+            trained class's exceeds this (0 = by name only).
     """
 
     @configurable
@@ -61,6 +63,7 @@ class OVRCNN(nn.Module):
         vocabulary: Vocabulary,
         name_embedder: NameEmbedder | None = None,
         mask_threshold: float = 0.5,
+        seen_cosine_threshold: float = 0.0,
     ):
         super().__init__()
         self.backbone = backbone
@@ -70,11 +73,13 @@ class OVRCNN(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
         self.name_embedder = name_embedder
         self.mask_threshold = mask_threshold
+        self.seen_cosine_threshold = seen_cosine_threshold
         # The vocabulary as tensors: buffers, so that .to(device) moves them with the model.
         self.register_buffer("_class_embeddings", torch.zeros(0), persistent=False)
         self.register_buffer("_seen", torch.zeros(0, dtype=torch.bool), persistent=False)
         self._vocabulary: Vocabulary | None = None
         self._trained_keys: set[str] = set()
+        self._trained_embeddings = torch.zeros(0)
         self.set_training_vocabulary(vocabulary)
 
     @classmethod
@@ -93,6 +98,7 @@ class OVRCNN(nn.Module):
             "vocabulary": build_vocabulary_from_cfg(cfg, clip_model),
             "name_embedder": NameEmbedder.from_config(cfg, clip_model),
             "mask_threshold": cfg.MODEL.ROI_MASK_HEAD.MASK_THRESHOLD,
+            "seen_cosine_threshold": cfg.MODEL.PROXY_MIXUP.SEEN_COSINE_THRESHOLD,
         }
 
     @property
@@ -122,10 +128,9 @@ class OVRCNN(nn.Module):
         them); ``tools/train_net.py`` and the Predictor do, from ``DATASETS.TRAIN[0]``.
         """
         vocabulary = self._embed(vocabulary)
-        self._trained_keys = {
-            name_key(n) for n, novel in zip(vocabulary.names, vocabulary.is_novel.tolist())
-            if not novel
-        }  # fmt: skip
+        trained = vocabulary.is_base.cpu()
+        self._trained_keys = {name_key(n) for n, t in zip(vocabulary.names, trained.tolist()) if t}
+        self._trained_embeddings = vocabulary.embeddings.detach().float().cpu()[trained]
         self.set_vocabulary(vocabulary)
 
     def set_vocabulary(self, vocabulary: VocabularyLike) -> None:
@@ -148,6 +153,9 @@ class OVRCNN(nn.Module):
                 f"projects to {expected} (MODEL.ZERO_SHOT_CLASSIFIER.EMBED_DIM)"
             )
         in_training = torch.tensor([name_key(n) in self._trained_keys for n in vocabulary.names])
+        if self.seen_cosine_threshold > 0 and len(self._trained_embeddings):
+            cosine = vocabulary.embeddings.detach().float().cpu() @ self._trained_embeddings.t()
+            in_training |= cosine.max(dim=1).values > self.seen_cosine_threshold
         self._class_embeddings = vocabulary.embeddings.detach().float().to(self.device)
         self._seen = (~vocabulary.is_novel.cpu() & in_training).to(self.device)
         self._vocabulary = vocabulary
@@ -178,9 +186,11 @@ class OVRCNN(nn.Module):
         check_masks_everywhere_or_nowhere(batched_inputs)
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
-        proposals, losses = self.proposal_generator(images, features, gt)
+        proposals, objectness, losses = self.proposal_generator(images, features, gt)
         captions = [list(x.get("captions", [])) for x in batched_inputs]
-        losses.update(self.roi_heads(images, features, proposals, classes, gt, captions))
+        losses.update(
+            self.roi_heads(images, features, proposals, classes, gt, captions, objectness)
+        )
         return losses
 
     def inference(
@@ -201,7 +211,7 @@ class OVRCNN(nn.Module):
         """
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
-        proposals, _ = self.proposal_generator(images, features)
+        proposals, _, _ = self.proposal_generator(images, features)
         results = self.roi_heads(images, features, proposals, self.classes)
         if not do_postprocess:
             return results

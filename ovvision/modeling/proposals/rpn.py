@@ -6,7 +6,11 @@ import torch
 from torch import nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList as TVImageList
-from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.models.detection.rpn import (
+    RegionProposalNetwork,
+    RPNHead,
+    concat_box_prediction_layers,
+)
 
 from ovvision.config import CfgNode, configurable
 from ovvision.structures import ImageList, Instances
@@ -46,7 +50,7 @@ class RPN(nn.Module):
                 f"ratios (one RPN head is shared by all levels); got {sizes} x {ratios}"
             )
         head = RPNHead(channels, per_location.pop(), rcfg.HEAD_CONV_DEPTH)
-        rpn = RegionProposalNetwork(
+        rpn = ScoredRegionProposalNetwork(
             anchors,
             head,
             fg_iou_thresh=rcfg.FG_IOU_THRESH,
@@ -67,7 +71,7 @@ class RPN(nn.Module):
         images: ImageList,
         features: dict[str, torch.Tensor],
         gt_instances: list[Instances] | None = None,
-    ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], dict[str, torch.Tensor]]:
         """Propose boxes.
 
         Args:
@@ -77,7 +81,8 @@ class RPN(nn.Module):
 
         Returns:
             Per image ``Tensor[P_i, 4]`` proposals (x1, y1, x2, y2) sorted by decreasing
-            objectness (no gradient), and in training ``{"loss_rpn_cls", "loss_rpn_loc"}``.
+            objectness and their ``Tensor[P_i]`` objectness logits (neither with gradient), and
+            in training ``{"loss_rpn_cls", "loss_rpn_loc"}``.
         """
         levels = {name: features[name] for name in self.level_names}
         tv_images = TVImageList(images.tensor, [tuple(s) for s in images.image_sizes])
@@ -86,14 +91,55 @@ class RPN(nn.Module):
             if gt_instances is None:
                 raise ValueError("RPN needs gt_instances in training")
             targets = [{"boxes": inst.gt_boxes.tensor} for inst in gt_instances]
-        boxes, tv_losses = self.rpn(tv_images, levels, targets)
+        boxes, logits, tv_losses = self.rpn(tv_images, levels, targets)
         losses = {}
         if self.training:
             losses = {
                 "loss_rpn_cls": tv_losses["loss_objectness"],
                 "loss_rpn_loc": tv_losses["loss_rpn_box_reg"],
             }
-        return [b.detach() for b in boxes], losses
+        return [b.detach() for b in boxes], [x.detach() for x in logits], losses
+
+
+class ScoredRegionProposalNetwork(RegionProposalNetwork):
+    """torchvision's RPN that also returns the objectness logit of each proposal.
+
+    torchvision computes the proposals' objectness (``filter_proposals``) and drops it; the
+    second stage needs it (e.g. objectness-weighted class prototypes). The steps are
+    torchvision's own methods, in its order.
+    """
+
+    def forward(
+        self,
+        images: TVImageList,
+        features: dict[str, torch.Tensor],
+        targets: list[dict[str, torch.Tensor]] | None = None,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], dict[str, torch.Tensor]]:
+        """Per image ``Tensor[P_i, 4]`` boxes and ``Tensor[P_i]`` objectness logits, and the
+        losses (``loss_objectness``, ``loss_rpn_box_reg``) when training."""
+        maps = list(features.values())
+        objectness, deltas = self.head(maps)
+        anchors = self.anchor_generator(images, maps)
+        per_level = [o[0].shape[0] * o[0].shape[1] * o[0].shape[2] for o in objectness]
+        objectness, deltas = concat_box_prediction_layers(objectness, deltas)
+        proposals = self.box_coder.decode(deltas.detach(), anchors).view(len(anchors), -1, 4)
+        boxes, probs = self.filter_proposals(proposals, objectness, images.image_sizes, per_level)
+        logits = [torch.logit(p, eps=_LOGIT_EPS) for p in probs]
+        losses = {}
+        if self.training:
+            if targets is None:
+                raise ValueError("targets should not be None")
+            labels, matched_gt_boxes = self.assign_targets_to_anchors(anchors, targets)
+            regression_targets = self.box_coder.encode(matched_gt_boxes, anchors)
+            loss_objectness, loss_rpn_box_reg = self.compute_loss(
+                objectness, deltas, labels, regression_targets
+            )
+            losses = {"loss_objectness": loss_objectness, "loss_rpn_box_reg": loss_rpn_box_reg}
+        return boxes, logits, losses
+
+
+# filter_proposals returns sigmoid probabilities; logit() of 0 or 1 needs a bound
+_LOGIT_EPS = 1e-6
 
 
 def _per_level(values: list, num_levels: int, key: str) -> tuple[tuple[float, ...], ...]:

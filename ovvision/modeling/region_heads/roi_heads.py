@@ -7,6 +7,7 @@ their own config blocks and called here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,6 +60,30 @@ class DetectionSettings:
     nms_thresh: float = 0.5
     detections_per_image: int = 100
 
+
+@dataclass
+class SampledRegions:
+    """The training regions of a batch, per image.
+
+    Attributes:
+        boxes: ``Tensor[K_i, 4]`` sampled boxes.
+        labels: ``LongTensor[K_i]`` class of each, ``C`` for background.
+        matched: ``LongTensor[K_i]`` index of the matched ground truth (0 for background).
+        objectness: ``Tensor[K_i]`` proposer objectness logits (ground-truth boxes appended as
+            proposals get :data:`GT_OBJECTNESS`).
+        ious: ``Tensor[K_i]`` IoU with the best-overlapping ground truth (0 without any).
+    """
+
+    boxes: list[torch.Tensor]
+    labels: list[torch.Tensor]
+    matched: list[torch.Tensor]
+    objectness: list[torch.Tensor]
+    ious: list[torch.Tensor]
+
+
+# The objectness logit of a ground-truth box appended to the proposals: sigmoid(23) = 1 - 1e-10,
+# the value detectron2 gives them, "certainly an object".
+GT_OBJECTNESS = math.log((1.0 - 1e-10) / 1e-10)
 
 _DEFAULT_SAMPLING = ProposalSampling()
 _DEFAULT_DETECTION = DetectionSettings()
@@ -126,9 +151,10 @@ class OpenVocabROIHeads(nn.Module):
                 f"MODEL.ROI_HEADS.IN_FEATURES names levels {unknown} not in {level_names}"
             )
         box_pooler = build_roi_pooler(names, bcfg.POOLER_RESOLUTION, bcfg.POOLER_SAMPLING_RATIO)
+        classifier = build_region_classifier(cfg, in_channels=channels)
         args = {
             "box_pooler": box_pooler,
-            "classifier": build_region_classifier(cfg, in_channels=channels),
+            "classifier": classifier,
             "sampling": ProposalSampling(
                 rcfg.IOU_THRESHOLD, rcfg.BATCH_SIZE_PER_IMAGE, rcfg.POSITIVE_FRACTION,
                 rcfg.PROPOSAL_APPEND_GT,
@@ -139,7 +165,9 @@ class OpenVocabROIHeads(nn.Module):
                 0 if cfg.TEST.LVIS_FIXED_AP else cfg.TEST.DETECTIONS_PER_IMAGE,
             ),
             "fusion": build_clip_score_fusion(cfg, box_embedder),
-            "auxiliary_losses": build_auxiliary_losses(cfg, box_embedder=box_embedder),
+            "auxiliary_losses": build_auxiliary_losses(
+                cfg, box_embedder=box_embedder, classifier=classifier
+            ),
         }  # fmt: skip
         if cfg.MODEL.MASK_ON:
             args["mask_pooler"] = build_roi_pooler(
@@ -156,6 +184,7 @@ class OpenVocabROIHeads(nn.Module):
         classes: ClassEmbeddings,
         gt_instances: list[Instances] | None = None,
         captions: list[list[str]] | None = None,
+        objectness: list[torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor] | list[Instances]:
         """Losses in training, detections in inference.
 
@@ -168,6 +197,8 @@ class OpenVocabROIHeads(nn.Module):
             gt_instances: per image ``gt_boxes``, ``gt_classes`` (< C) and, for masks,
                 ``gt_masks``; required in training.
             captions: per image its captions (training; for losses that read them).
+            objectness: per image ``Tensor[P_i]`` objectness logits of the proposals (training;
+                None = all 0).
 
         Returns:
             Training: named losses. Inference: per image Instances with ``pred_boxes``,
@@ -178,7 +209,10 @@ class OpenVocabROIHeads(nn.Module):
             if gt_instances is None:
                 raise ValueError("OpenVocabROIHeads needs gt_instances in training")
             captions = captions or [[] for _ in proposals]
-            return self._losses(images, features, proposals, classes, gt_instances, captions)
+            sampled = self._sample(proposals, objectness, gt_instances, len(classes))
+            return self._losses(
+                images, features, proposals, sampled, classes, gt_instances, captions
+            )
         return self._detect(images, features, proposals, classes)
 
     def _losses(
@@ -186,16 +220,17 @@ class OpenVocabROIHeads(nn.Module):
         images: ImageList,
         features: dict[str, torch.Tensor],
         proposals: list[torch.Tensor],
+        sampled: SampledRegions,
         classes: ClassEmbeddings,
         gt_instances: list[Instances],
         captions: list[list[str]],
     ) -> dict[str, torch.Tensor]:
         num_classes = len(classes)
-        boxes, labels, matched = self._sample(proposals, gt_instances, num_classes)
+        boxes, labels, matched = sampled.boxes, sampled.labels, sampled.matched
         extra = [loss.extra_boxes(proposals) for loss in self.auxiliary_losses]
         # One classifier pass for the sampled regions and every box an auxiliary loss asked for.
         groups = self._classify_groups(features, images, [boxes] + [e for e in extra if e])
-        embeddings, deltas = groups[0]
+        roi, embeddings, deltas = groups[0]
         labels_all = torch.cat(labels)
         foreground = labels_all < num_classes
         matched_boxes = [
@@ -215,7 +250,7 @@ class OpenVocabROIHeads(nn.Module):
             losses["loss_mask"] = mask_loss(
                 mask_logits, fg_boxes, gt_masks, [m[f] for m, f in zip(matched, fg)]
             )
-        extra_embeddings = iter(embedding for embedding, _ in groups[1:])
+        extra_embeddings = iter(embedding for _, embedding, _ in groups[1:])
         for loss, extra_boxes in zip(self.auxiliary_losses, extra):
             if extra_boxes:
                 asked = next(extra_embeddings)
@@ -224,6 +259,9 @@ class OpenVocabROIHeads(nn.Module):
             inputs = RegionLossInputs(
                 region_embeddings=embeddings,
                 labels=labels_all,
+                objectness=torch.cat(sampled.objectness),
+                ious=torch.cat(sampled.ious),
+                roi_features=roi,
                 classes=classes,
                 extra_embeddings=asked,
                 extra_boxes=extra_boxes,
@@ -242,8 +280,8 @@ class OpenVocabROIHeads(nn.Module):
         features: dict[str, torch.Tensor],
         images: ImageList,
         groups: list[list[torch.Tensor]],
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Run the classifier once over several groups of boxes.
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Pool and run the classifier once over several groups of boxes.
 
         Args:
             features: the backbone's output.
@@ -251,40 +289,45 @@ class OpenVocabROIHeads(nn.Module):
             groups: G groups, each per image ``Tensor[K_gi, 4]``.
 
         Returns:
-            Per group its ``(embeddings Tensor[K_g, D], deltas Tensor[K_g, 4])``, rows ordered
-            by image as in the group.
+            Per group its ``(roi_features Tensor[K_g, C, R, R], embeddings Tensor[K_g, D],
+            deltas Tensor[K_g, 4])``, rows ordered by image as in the group.
         """
         per_image = [torch.cat(parts) for parts in zip(*groups)]
-        embeddings, deltas = self.classifier(
-            self.box_pooler(features, per_image, images.image_sizes)
-        )
+        roi = self.box_pooler(features, per_image, images.image_sizes)
+        embeddings, deltas = self.classifier(roi)
         # rows come image by image, and within an image group by group
         sizes = [len(b) for parts in zip(*groups) for b in parts]
-        chunks = list(zip(embeddings.split(sizes), deltas.split(sizes)))
+        chunks = list(zip(roi.split(sizes), embeddings.split(sizes), deltas.split(sizes)))
         num_groups = len(groups)
         return [
-            (
-                torch.cat([e for e, _ in chunks[g::num_groups]]),
-                torch.cat([d for _, d in chunks[g::num_groups]]),
-            )
+            tuple(torch.cat(parts) for parts in zip(*chunks[g::num_groups]))
             for g in range(num_groups)
         ]
 
     @torch.no_grad()
     def _sample(
-        self, proposals: list[torch.Tensor], gt_instances: list[Instances], num_classes: int
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-        """Per image: sampled boxes, their labels (``num_classes`` = background) and the index
-        of their matched ground truth (0 for background)."""
-        all_boxes, all_labels, all_matched = [], [], []
-        for props, gt in zip(proposals, gt_instances):
+        self,
+        proposals: list[torch.Tensor],
+        objectness: list[torch.Tensor] | None,
+        gt_instances: list[Instances],
+        num_classes: int,
+    ) -> SampledRegions:
+        """Draw the training regions of each image (see :class:`SampledRegions`)."""
+        if objectness is None:
+            objectness = [p.new_zeros(len(p)) for p in proposals]
+        sampled = SampledRegions([], [], [], [], [])
+        for props, logits, gt in zip(proposals, objectness, gt_instances):
             gt_boxes = gt.gt_boxes.tensor.to(props.dtype)
             if self.sampling.append_gt:
                 props = torch.cat([props, gt_boxes])
+                logits = torch.cat([logits, logits.new_full((len(gt_boxes),), GT_OBJECTNESS)])
             if len(gt_boxes):
-                matched = self.matcher(box_iou(gt_boxes, props))
+                quality = box_iou(gt_boxes, props)
+                matched = self.matcher(quality)
+                iou = quality.max(dim=0).values
             else:
                 matched = torch.full((len(props),), -1, dtype=torch.int64, device=props.device)
+                iou = props.new_zeros(len(props))
             flags = (matched >= 0).to(torch.int64)
             flags[matched == Matcher.BETWEEN_THRESHOLDS] = -1
             pos, neg = self.sampler([flags])
@@ -295,10 +338,12 @@ class OpenVocabROIHeads(nn.Module):
             labels = torch.full_like(matched, num_classes)
             if len(gt_boxes):
                 labels[is_fg] = gt.gt_classes[matched[is_fg]]
-            all_boxes.append(props[keep])
-            all_labels.append(labels)
-            all_matched.append(matched)
-        return all_boxes, all_labels, all_matched
+            sampled.boxes.append(props[keep])
+            sampled.labels.append(labels)
+            sampled.matched.append(matched)
+            sampled.objectness.append(logits[keep])
+            sampled.ious.append(iou[keep])
+        return sampled
 
     @torch.no_grad()
     def _detect(
@@ -311,7 +356,10 @@ class OpenVocabROIHeads(nn.Module):
         roi = self.box_pooler(features, proposals, images.image_sizes)
         embeddings, deltas = self.classifier(roi)
         logits = self.classifier.class_logits(embeddings, classes.embeddings)
-        probs = self.classifier.class_probs(logits).split([len(p) for p in proposals])
+        probs = self.classifier.class_probs(logits)
+        for loss in self.auxiliary_losses:  # a loss that trained a branch of its own fuses it in
+            probs = loss.fuse_inference_probs(roi, probs, classes, self.classifier)
+        probs = probs.split([len(p) for p in proposals])
         boxes = self.box_coder.decode_single(deltas, torch.cat(proposals)).split(
             [len(p) for p in proposals]
         )
