@@ -7,7 +7,7 @@ names the key and the file, before anything slow happens.
 
 Path keys (kind in brackets): ``MODEL.WEIGHTS`` [file], ``MODEL.TIMM.PRETRAINED`` [file or the
 tag "timm"], ``MODEL.TEXT_ENCODER.PRETRAINED`` [file or open_clip tag],
-``MODEL.CLIP_REGION_HEAD.FED_LOSS_CLASS_FREQ`` [file], ``VOCABULARY.CUSTOM`` [text file or class
+``MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_CLASS_FREQ`` [file], ``VOCABULARY.CUSTOM`` [text file or class
 names], ``VOCABULARY.ANNOTATION_JSON`` [file], ``VOCABULARY.EMBEDDINGS`` [file],
 ``VOCABULARY.CACHE_DIR`` [output folder], ``OUTPUT_DIR`` [output folder], and the ``json``,
 ``images`` and ``captions`` fields of ``DATASETS.REGISTER`` entries. A file-or-tag value counts as
@@ -42,7 +42,7 @@ PATH_KEYS: dict[str, str] = {
     "MODEL.WEIGHTS": "file",
     "MODEL.TIMM.PRETRAINED": "file_or_tag",
     "MODEL.TEXT_ENCODER.PRETRAINED": "file_or_tag",
-    "MODEL.CLIP_REGION_HEAD.FED_LOSS_CLASS_FREQ": "file_or_tag",
+    "MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_CLASS_FREQ": "file_or_tag",
     "VOCABULARY.CUSTOM": "file_or_names",
     "VOCABULARY.ANNOTATION_JSON": "file",
     "VOCABULARY.EMBEDDINGS": "file",
@@ -54,7 +54,10 @@ PATH_KEYS: dict[str, str] = {
 # the file of an unused key is not checked (a base config's ANNOTATION_JSON under a custom one).
 USED_ONLY_WHEN: dict[str, tuple[str, tuple[object, ...]]] = {
     "MODEL.TIMM.PRETRAINED": ("MODEL.BACKBONE.NAME", ("TimmFPNBackbone",)),
-    "MODEL.CLIP_REGION_HEAD.FED_LOSS_CLASS_FREQ": ("MODEL.CLIP_REGION_HEAD.USE_FED_LOSS", (True,)),
+    "MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_CLASS_FREQ": (
+        "MODEL.ZERO_SHOT_CLASSIFIER.USE_FED_LOSS",
+        (True,),
+    ),
     "VOCABULARY.CUSTOM": ("VOCABULARY.NAME", ("custom",)),
     "VOCABULARY.ANNOTATION_JSON": ("VOCABULARY.NAME", ("lvis", "ov_shapes")),
 }

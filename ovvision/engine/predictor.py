@@ -60,7 +60,7 @@ class Predictor:
             cfg.MODEL.DEVICE = device
         cfg.MODEL.WEIGHTS = weights
         cfg.freeze()
-        # The model reads the training dataset's class list, which may be a DATASETS.REGISTER one.
+        # The training classes come from DATASETS.TRAIN[0], which may be a DATASETS.REGISTER one.
         prepare_datasets_and_files(cfg, datasets={})
         self.cfg = cfg
         self.model = build_model(cfg)

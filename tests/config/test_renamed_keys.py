@@ -18,7 +18,9 @@ def test_a_renamed_key_in_a_yaml_names_its_new_key_and_the_file(tmp_path):
     assert str(old) in message
     whole_node = tmp_path / "node.yaml"
     whole_node.write_text("MODEL:\n  CLIP_REGION_HEAD: {}\n")
-    with pytest.raises(ConfigError, match="'MODEL.CLIP_REGION_HEAD' was renamed to MODEL.ZERO_SHOT"):
+    with pytest.raises(
+        ConfigError, match="'MODEL.CLIP_REGION_HEAD' was renamed to MODEL.ZERO_SHOT"
+    ):
         get_cfg().merge_from_file(str(whole_node))
 
 
