@@ -128,7 +128,7 @@ class OVRCNN(nn.Module):
         them); ``tools/train_net.py`` and the Predictor do, from ``DATASETS.TRAIN[0]``.
         """
         vocabulary = self._embed(vocabulary)
-        trained = vocabulary.is_base.cpu()
+        trained = vocabulary.is_base.cpu()  # _embed checked the vocabulary: safe to keep it
         self._trained_keys = {name_key(n) for n, t in zip(vocabulary.names, trained.tolist()) if t}
         self._trained_embeddings = vocabulary.embeddings.detach().float().cpu()[trained]
         self.set_vocabulary(vocabulary)
@@ -146,12 +146,6 @@ class OVRCNN(nn.Module):
             TypeError: a single string instead of a list of names.
         """
         vocabulary = self._embed(vocabulary)
-        expected = self.roi_heads.classifier.embed_dim
-        if vocabulary.dim != expected:
-            raise ValueError(
-                f"vocabulary embeddings have dimension {vocabulary.dim} but the region classifier "
-                f"projects to {expected} (MODEL.ZERO_SHOT_CLASSIFIER.EMBED_DIM)"
-            )
         in_training = torch.tensor([name_key(n) in self._trained_keys for n in vocabulary.names])
         if self.seen_cosine_threshold > 0 and len(self._trained_embeddings):
             cosine = vocabulary.embeddings.detach().float().cpu() @ self._trained_embeddings.t()
@@ -161,11 +155,18 @@ class OVRCNN(nn.Module):
         self._vocabulary = vocabulary
 
     def _embed(self, vocabulary: VocabularyLike) -> Vocabulary:
-        if isinstance(vocabulary, Vocabulary):
-            return vocabulary
-        if self.name_embedder is None:
-            raise ValueError("this model has no text encoder; pass a Vocabulary")
-        return self.name_embedder(vocabulary, self.device)
+        """``vocabulary`` as a Vocabulary of the classifier's dimension (embedded if needed)."""
+        if not isinstance(vocabulary, Vocabulary):
+            if self.name_embedder is None:
+                raise ValueError("this model has no text encoder; pass a Vocabulary")
+            vocabulary = self.name_embedder(vocabulary, self.device)
+        expected = self.roi_heads.classifier.embed_dim
+        if vocabulary.dim != expected:
+            raise ValueError(
+                f"vocabulary embeddings have dimension {vocabulary.dim} but the region classifier "
+                f"projects to {expected} (MODEL.ZERO_SHOT_CLASSIFIER.EMBED_DIM)"
+            )
+        return vocabulary
 
     def forward(self, batched_inputs: list[dict[str, Any]]) -> dict[str, torch.Tensor] | list[dict]:
         """Training: named losses. Inference: see :meth:`inference`.
