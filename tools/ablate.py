@@ -7,8 +7,9 @@
         --seeds 0 1 2 --output output/ablation [KEY VALUE ... for every run]
 
 The baseline (the config as it is) always runs; each --variant NAME adds its KEY VALUE overrides
-to it. Every (variant, seed) is a ``tools/train_net.py --resume`` run (started in the repository
-root, so relative paths in the config and overrides are read from there) with ``SEED <seed>``
+to it. Every (variant, seed) is a ``tools/train_net.py --resume`` run, started in the folder
+ablate.py runs in (relative paths mean what they mean to train_net.py run there), with
+``SEED <seed>``
 and ``OUTPUT_DIR DIR/<variant>/seed<seed>``; its output goes to ``ablate.log`` in that folder.
 The seed changes the detector's initialisation and data order, not the benchmark's images.
 Runs go seed by seed (every variant with the first seed, then the second, ...), so a broken
@@ -260,7 +261,8 @@ def train(run: Run, num_gpus: int) -> str | None:
         offset = log.tell()  # the error shown is this attempt's output, without that header
         on_linux = sys.platform.startswith("linux")
         returncode = subprocess.run(
-            command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            command, cwd=os.getcwd(), stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent if on_linux else None,
         ).returncode  # fmt: skip
     attempts[-1].update(seconds=time.perf_counter() - start, returncode=returncode)
