@@ -65,7 +65,9 @@ def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParse
     parser.add_argument(
         "--dist-url",
         default="auto",
-        help="rendezvous URL (tcp://host:port); 'auto' picks a free local port",
+        help="tcp://host:port of machine rank 0, the same on every machine ('auto': a free local "
+        "port, one machine only); the wait for all machines is bounded by "
+        "$OVVISION_RENDEZVOUS_TIMEOUT seconds (default 600)",
     )
     parser.add_argument(
         "opts",

@@ -21,7 +21,6 @@ import logging
 import os
 import secrets
 import socket
-import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -33,6 +32,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ovvision.utils import comm
+
+from .defaults import exit_with_error
 
 logger = logging.getLogger(__name__)
 
@@ -170,8 +171,7 @@ def launch_from_args(main_func: Callable[[Any], Any], args: Any) -> None:
             backend="gloo" if device == "cpu" else "auto",
         )
     except LaunchError as e:
-        print(f"{os.path.basename(sys.argv[0])}: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_with_error(e)
 
 
 def _check_layout(num_gpus_per_machine: int, num_machines: int, machine_rank: int) -> None:
