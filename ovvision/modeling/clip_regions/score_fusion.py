@@ -30,7 +30,8 @@ def fuse_scores(
     alpha_seen: float,
     beta_unseen: float,
 ) -> torch.Tensor:
-    """Geometric-mean fusion of detector and CLIP scores.
+    """Geometric-mean fusion of detector scores with another opinion of the same regions (CLIP's,
+    or ProxyDet's separate head's).
 
     ``p = p_det ** (1 - a) * p_clip ** a`` with ``a = alpha_seen`` for classes seen in training
     and ``a = beta_unseen`` for the others, so CLIP weighs more where the detector never learnt.

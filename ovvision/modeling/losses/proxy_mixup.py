@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ovvision.config import CfgNode, configurable
+from ovvision.modeling.clip_regions import fuse_scores
 from ovvision.structures import ClassEmbeddings
 from ovvision.utils.events import current_event_storage
 
@@ -187,16 +188,4 @@ class ProxyNovelMixupLoss(AuxiliaryLoss):
             return probs
         embeddings = F.normalize(self.separate_head(roi_features), dim=-1)
         mixed = classifier.class_probs(classifier.class_logits(embeddings, classes.embeddings))
-        return fuse_probs(probs, mixed, classes.seen, self.fusion_seen, self.fusion_unseen)
-
-
-def fuse_probs(
-    probs: torch.Tensor,
-    mixed: torch.Tensor,
-    seen: torch.Tensor,
-    weight_seen: float,
-    weight_unseen: float,
-) -> torch.Tensor:
-    """``Tensor[K, C]``: ``probs^(1-w) * mixed^w``, ``w`` per class by whether it is seen."""
-    w = torch.where(seen, weight_seen, weight_unseen).to(probs.dtype)
-    return probs.clamp(min=0) ** (1 - w) * mixed.clamp(min=0) ** w
+        return fuse_scores(probs, mixed, classes.seen, self.fusion_seen, self.fusion_unseen)

@@ -12,12 +12,8 @@ import torch.nn.functional as F
 
 from ovvision.engine import create_ddp_model, launch
 from ovvision.modeling import build_model
-from ovvision.modeling.losses.proxy_mixup import (
-    class_prototypes,
-    fuse_probs,
-    mixup_l1,
-    random_pairs,
-)
+from ovvision.modeling.clip_regions import fuse_scores
+from ovvision.modeling.losses.proxy_mixup import class_prototypes, mixup_l1, random_pairs
 from ovvision.utils import comm
 
 from ..helpers import make_item, tiny_config
@@ -164,7 +160,7 @@ def test_fused_scores_follow_the_formula_and_weight_zero_is_the_plain_detector()
     probs = torch.tensor([[0.8, 0.1, 0.4]])
     mixed = torch.tensor([[0.2, 0.9, 0.5]])
     seen = torch.tensor([True, False, True])
-    fused = fuse_probs(probs, mixed, seen, 0.15, 0.35)
+    fused = fuse_scores(probs, mixed, seen, 0.15, 0.35)
     expected = [0.8**0.85 * 0.2**0.15, 0.1**0.65 * 0.9**0.35, 0.4**0.85 * 0.5**0.15]
     assert fused[0].tolist() == pytest.approx(expected, rel=1e-6)
 
