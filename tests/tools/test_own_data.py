@@ -68,7 +68,8 @@ def user_run(tmp_path_factory) -> Path:
     )
     data = tmp / "shapes_data"
     ann = tmp / "ov_shapes" / "annotations"
-    _user_json(ann / "instances_train_all.json", data / "annotations/train.json", False)
+    # novel boxes left in the training json: the novel= split keeps them out of training
+    _user_json(ann / "instances_train_all.json", data / "annotations/train.json", True)
     names = _user_json(ann / "instances_val.json", data / "annotations/val.json", True)
     (data / "classes.txt").write_text("\n".join(names) + "\n")
     for split in ("train", "val"):
@@ -105,6 +106,8 @@ def user_run(tmp_path_factory) -> Path:
 def test_own_data_commands_train_evaluate_and_demo(user_run):
     out = user_run / "output" / "my_detector"
     assert (out / "model_final.pth").is_file()
+    log = (out / "log.txt").read_text()
+    assert re.search(r"Dropped \d+ annotations of novel classes \['arrow', .*'star'\]", log)
     trained = json.loads((out / "eval_results.json").read_text())
     # The novel split of the DATASETS.REGISTER entry reached the evaluator.
     for task in ("bbox", "segm"):
