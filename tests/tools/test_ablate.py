@@ -33,8 +33,8 @@ MODEL:
     POST_NMS_TOPK_TEST: 20
   ROI_HEADS:
     SCORE_THRESH_TEST: 0.0
-  REGION_CLIP:
-    MAX_CROPS_PER_IMAGE: 20
+  CLIP_SCORE_FUSION:
+    MAX_REGIONS_PER_IMAGE: 20
 VOCABULARY:
   ANNOTATION_JSON: "{data}/ov_shapes/annotations/instances_val.json"
   CACHE_DIR: "{data}/cache"
