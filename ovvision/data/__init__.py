@@ -20,7 +20,7 @@ from .datasets import (
 )
 from .image_io import ImageReadError, read_image
 from .mapper import DatasetMapper
-from .open_vocab import drop_novel_annotations, vocabulary_for_dataset
+from .open_vocab import dataset_novel_flags, drop_novel_annotations, vocabulary_for_dataset
 from .samplers import InferenceSampler, RepeatFactorTrainingSampler, TrainingSampler
 
 register_all_builtin()
@@ -37,6 +37,7 @@ __all__ = [
     "build_detection_test_loader",
     "build_detection_train_loader",
     "build_train_sampler",
+    "dataset_novel_flags",
     "drop_novel_annotations",
     "get_detection_dataset_dicts",
     "load_coco_json",

@@ -17,7 +17,21 @@ from .catalog import MetadataCatalog
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["drop_novel_annotations", "vocabulary_for_dataset"]
+__all__ = ["dataset_novel_flags", "drop_novel_annotations", "vocabulary_for_dataset"]
+
+
+def dataset_novel_flags(dataset_name: str, names: list[str] | None = None) -> list[bool]:
+    """Per class name, whether the registered dataset's metadata lists it in ``novel_classes``.
+
+    Args:
+        dataset_name: the registered dataset.
+        names: class names to flag (matched by :func:`~ovvision.structures.name_key`);
+            None = the dataset's ``thing_classes``.
+    """
+    metadata = MetadataCatalog.get(dataset_name)
+    novel = {name_key(n) for n in metadata.get("novel_classes", [])}
+    names = list(metadata.thing_classes) if names is None else names
+    return [name_key(n) in novel for n in names]
 
 
 def vocabulary_for_dataset(vocabulary: Vocabulary, dataset_name: str) -> Vocabulary:
@@ -41,11 +55,8 @@ def vocabulary_for_dataset(vocabulary: Vocabulary, dataset_name: str) -> Vocabul
                 f"({len(vocabulary)} classes, see VOCABULARY.NAME)"
             ) from None
     selected = vocabulary.select(rows)
-    novel = {name_key(n) for n in metadata.get("novel_classes", [])}
-    is_novel = [
-        bool(flag) or name_key(n) in novel
-        for n, flag in zip(selected.names, selected.is_novel.tolist())
-    ]
+    from_metadata = dataset_novel_flags(dataset_name, selected.names)
+    is_novel = [bool(a) or b for a, b in zip(selected.is_novel.tolist(), from_metadata)]
     return Vocabulary(
         selected.names,
         selected.embeddings,
@@ -68,8 +79,7 @@ def drop_novel_annotations(dicts: list[dict[str, Any]], dataset_name: str) -> li
             ``novel_classes``).
     """
     metadata = MetadataCatalog.get(dataset_name)
-    novel = {name_key(n) for n in metadata.get("novel_classes", [])}
-    novel_ids = {i for i, n in enumerate(metadata.thing_classes) if name_key(n) in novel}
+    novel_ids = {i for i, novel in enumerate(dataset_novel_flags(dataset_name)) if novel}
     if not novel_ids:
         return dicts
     out, dropped = [], 0

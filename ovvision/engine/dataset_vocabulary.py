@@ -12,8 +12,8 @@ import logging
 from torch import nn
 
 from ovvision.config import CfgNode
-from ovvision.data import MetadataCatalog, vocabulary_for_dataset
-from ovvision.structures import ClassList, Vocabulary, name_key
+from ovvision.data import MetadataCatalog, dataset_novel_flags, vocabulary_for_dataset
+from ovvision.structures import ClassList, Vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,5 @@ def dataset_vocabulary(configured: Vocabulary, dataset_name: str) -> Vocabulary 
         return vocabulary_for_dataset(configured, dataset_name)
     except ValueError as e:
         logger.info("%s; embedding the class names of '%s'", e, dataset_name)
-        metadata = MetadataCatalog.get(dataset_name)
-        novel = {name_key(n) for n in metadata.get("novel_classes", [])}
-        names = list(metadata.thing_classes)
-        return ClassList(names, is_novel=[name_key(n) in novel for n in names])
+        names = list(MetadataCatalog.get(dataset_name).thing_classes)
+        return ClassList(names, is_novel=dataset_novel_flags(dataset_name))

@@ -182,9 +182,8 @@ def select_feature_levels(
     strides = [int(level["reduction"]) for level in levels]
     if not out_indices:
         picked = sorted({s: i for i, s in enumerate(strides)}.values())
-        if len(picked) >= 4 and strides[picked[0]] == 2:
-            picked = picked[1:]
-        return tuple(picked)
+        stem, _ = _stages(levels)
+        return tuple(picked[1:] if stem is not None else picked)
     about = f"the {len(levels)} feature levels of timm's {name!r} have strides {strides}"
     if any(not 0 <= i < len(levels) for i in out_indices):
         raise ValueError(
