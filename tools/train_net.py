@@ -120,8 +120,7 @@ def main(args: argparse.Namespace) -> dict[str, Any] | None:
     cfg = setup(args)
     model = build_model(cfg)
     logger.info("Model:\n%s", model)
-    configured_vocabulary = model.vocabulary
-    use_training_vocabulary(model, cfg)
+    configured_vocabulary = use_training_vocabulary(model, cfg)
     if args.eval_only:
         if not cfg.MODEL.WEIGHTS and not (
             args.resume and _checkpointer(cfg, model).has_checkpoint()

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["dataset_vocabulary", "use_training_vocabulary"]
 
 
-def use_training_vocabulary(model: nn.Module, cfg: CfgNode, strict: bool = True) -> None:
+def use_training_vocabulary(model: nn.Module, cfg: CfgNode, strict: bool = True) -> Vocabulary:
     """Set ``model``'s training vocabulary to ``DATASETS.TRAIN[0]``'s classes (no-op without one).
 
     ``gt_classes`` of the training data index these classes; the dataset's ``novel_classes``
@@ -31,12 +31,17 @@ def use_training_vocabulary(model: nn.Module, cfg: CfgNode, strict: bool = True)
         cfg: the run's config.
         strict: raise when the training dataset cannot be read; False = log and keep the
             configured vocabulary (inference from a saved config on another machine).
+
+    Returns:
+        The model's vocabulary before narrowing (the configured one): evaluation takes each
+        test dataset's classes from it (:func:`dataset_vocabulary`).
     """
+    configured = model.vocabulary
     if not cfg.DATASETS.TRAIN:
-        return
+        return configured
     name = cfg.DATASETS.TRAIN[0]
     try:
-        vocabulary = vocabulary_for_dataset(model.vocabulary, name)
+        vocabulary = vocabulary_for_dataset(configured, name)
     except (OSError, KeyError, AttributeError) as e:  # json missing, dataset unknown
         if strict:
             raise
@@ -46,8 +51,9 @@ def use_training_vocabulary(model: nn.Module, cfg: CfgNode, strict: bool = True)
             name,
             e,
         )
-        return
+        return configured
     model.set_training_vocabulary(vocabulary)
+    return configured
 
 
 def dataset_vocabulary(configured: Vocabulary, dataset_name: str) -> Vocabulary | ClassList:

@@ -66,8 +66,7 @@ class Predictor:
         self.model = build_model(cfg)
         self.model.eval()
         # the vocabulary of the config, before narrowing to the training classes
-        self.configured_vocabulary: Vocabulary = self.model.vocabulary
-        use_training_vocabulary(self.model, cfg, strict=False)
+        self.configured_vocabulary = use_training_vocabulary(self.model, cfg, strict=False)
         Checkpointer(
             self.model,
             allowed_missing_keys=cfg.MODEL.WEIGHTS_ALLOWED_MISSING,

@@ -30,8 +30,8 @@ def test_a_custom_vocabulary_cannot_train_a_datasets_novel_class(tmp_path):
         torch.manual_seed(0)
         model = build_model(cfg)
         assert model.classes.seen.tolist() == [True, True]  # the vocabulary alone knows no split
-        configured = model.vocabulary
-        use_training_vocabulary(model, cfg)
+        configured = use_training_vocabulary(model, cfg)
+        assert configured.names == ["cup", "lamp"] and not configured.is_novel.any()
         assert model.class_names == ["cup", "lamp"]
         assert model.classes.seen.tolist() == [True, False]
         batch = next(iter(build_detection_train_loader(cfg)))
