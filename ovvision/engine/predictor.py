@@ -1,4 +1,4 @@
-"""``Predictor``: a trained model on single images, with a vocabulary the user chooses."""
+"""``Predictor``: a trained model on images or batches, with a vocabulary the user chooses."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
 from torchvision import tv_tensors
 
 from ovvision.checkpoint import Checkpointer
@@ -18,15 +19,20 @@ from ovvision.structures import Instances, Vocabulary
 from .dataset_vocabulary import use_training_vocabulary
 from .defaults import prepare_datasets_and_files
 
+# What the Predictor takes as one image: a file path, a PIL image, or an RGB uint8 ndarray[H, W, 3].
+ImageInput = str | os.PathLike | Image.Image | np.ndarray
+
 
 class Predictor:
-    """Run a trained detector on one image at a time.
+    """Run a trained detector on images: file paths, PIL images or RGB uint8 arrays, one at a
+    time or a list of them as one batch.
 
     Example::
 
         predictor = Predictor("configs/ov_shapes/ovrcnn_clip_rn_frozen.yaml", "model_final.pth")
         predictor.set_vocabulary(["star", "heart", "crescent"])
         instances = predictor("photo.jpg")  # pred_boxes, scores, pred_classes, pred_masks
+        batch = predictor(["a.jpg", Image.open("b.png"), rgb_array])  # list of Instances
 
     Args:
         config: a YAML path or a config node.
@@ -90,19 +96,25 @@ class Predictor:
         ``|``-separated synonyms (embedded with the model's text encoder)."""
         self.model.set_vocabulary(vocabulary)
 
-    def prepare(self, image: str | os.PathLike | np.ndarray) -> dict[str, Any]:
-        """The model input for a path or an ``ndarray[H, W, 3]`` uint8 RGB image."""
-        from ovvision.data import read_image
+    def prepare(self, image: ImageInput) -> dict[str, Any]:
+        """The model input for one image.
 
-        if isinstance(image, str | os.PathLike):
-            image = read_image(image, "RGB", self.max_image_pixels)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(
-                f"Predictor expects an RGB uint8 array [H, W, 3], got {image.dtype} "
-                f"{tuple(image.shape)}"
-            )
-        height, width = image.shape[:2]
-        tensor = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
+        Args:
+            image: a file path (read with EXIF orientation, any mode converted to RGB), a PIL
+                image (same rules), or an ``ndarray[H, W, 3]`` of RGB uint8.
+
+        Returns:
+            ``{"image": Tensor[3, h, w] uint8 (resized for the model), "height": H, "width": W}``.
+
+        Raises:
+            ImageReadError: a path cannot be read (the message names it), or the image has more
+                pixels than ``INPUT.MAX_IMAGE_PIXELS``.
+            ValueError: an array that is not RGB uint8 ``[H, W, 3]``.
+            TypeError: any other kind of input.
+        """
+        array = self._rgb_array(image)
+        height, width = array.shape[:2]
+        tensor = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1))
         for transform in self.augmentations:
             tensor = transform(tensor)
         return {
@@ -111,8 +123,55 @@ class Predictor:
             "width": width,
         }
 
+    def _rgb_array(self, image: ImageInput) -> np.ndarray:
+        """``ndarray[H, W, 3]`` RGB uint8 of a path, a PIL image or an array (checked)."""
+        from ovvision.data import ImageReadError, read_image
+        from ovvision.data.image_io import _to_rgb
+
+        if isinstance(image, str | os.PathLike):
+            return read_image(image, "RGB", self.max_image_pixels)
+        if isinstance(image, Image.Image):
+            image = np.array(_to_rgb(ImageOps.exif_transpose(image)))
+        if not isinstance(image, np.ndarray):
+            raise TypeError(
+                "Predictor takes a file path, a PIL image or an RGB uint8 ndarray[H, W, 3] "
+                f"(or a list of them), got {type(image).__name__}"
+            )
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(
+                f"Predictor expects an RGB uint8 array [H, W, 3], got {image.dtype} "
+                f"{tuple(image.shape)}"
+            )
+        pixels = image.shape[0] * image.shape[1]
+        if self.max_image_pixels and pixels > self.max_image_pixels:
+            raise ImageReadError(
+                f"Image array of {image.shape[1]}x{image.shape[0]} = {pixels} pixels is over the "
+                f"cap of {self.max_image_pixels} (INPUT.MAX_IMAGE_PIXELS)"
+            )
+        return image
+
     @torch.no_grad()
-    def __call__(self, image: str | os.PathLike | np.ndarray) -> Instances:
-        """Predictions for one image, in its original pixel coordinates, on the CPU."""
-        outputs = self.model([self.prepare(image)])
-        return outputs[0]["instances"].to("cpu")
+    def __call__(self, image: ImageInput | list[ImageInput]) -> Instances | list[Instances]:
+        """Predictions in each image's original pixel coordinates, on the CPU.
+
+        Args:
+            image: one image (see :meth:`prepare`), or a list or tuple of them, run as one batch.
+
+        Returns:
+            One ``Instances`` for one image; a list of them, in order, for a list.
+
+        Raises:
+            ImageReadError, ValueError, TypeError: as :meth:`prepare`; in a batch the message
+                starts with the input's position (``batch input 3: ...``).
+        """
+        if not isinstance(image, list | tuple):
+            return self.model([self.prepare(image)])[0]["instances"].to("cpu")
+        inputs = []
+        for i, item in enumerate(image):
+            try:
+                inputs.append(self.prepare(item))
+            except (OSError, ValueError, TypeError) as e:
+                raise type(e)(f"batch input {i}: {e}") from e
+        if not inputs:
+            return []
+        return [output["instances"].to("cpu") for output in self.model(inputs)]
