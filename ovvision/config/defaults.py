@@ -126,6 +126,22 @@ _C.MODEL.ROI_MASK_HEAD.POOLER_SAMPLING_RATIO = 0  # ROIAlign samples per bin sid
 _C.MODEL.ROI_MASK_HEAD.NUM_CONV = 4  # 3x3 convolutions of the mask head
 _C.MODEL.ROI_MASK_HEAD.CONV_DIM = 256  # their channels
 _C.MODEL.ROI_MASK_HEAD.MASK_THRESHOLD = 0.5  # pixels with mask probability above this are in
+# OVGrounder (modeling/meta_arch/grounder.py): referring expressions on a frozen OV-RCNN (OV-VG)
+_C.MODEL.GROUNDER = CN()
+_C.MODEL.GROUNDER.DETECTOR_WEIGHTS = ""  # checkpoint of the trained OV-RCNN ("" = none/random)
+_C.MODEL.GROUNDER.FREEZE_DETECTOR = True  # keep the detector (and CLIP) frozen
+_C.MODEL.GROUNDER.NUM_QUERIES = 16  # query selection: regions most similar to the sentence kept
+_C.MODEL.GROUNDER.SELECTION_NMS = 0.7  # selection skips regions overlapping a kept one (0: off)
+_C.MODEL.GROUNDER.CLIP_WEIGHT = 0.5  # selection cosine = (1-w)*detector embedding + w*CLIP crop
+_C.MODEL.GROUNDER.HIDDEN_DIM = 128  # width of the language-guided attention layers
+_C.MODEL.GROUNDER.NUM_HEADS = 4  # attention heads
+_C.MODEL.GROUNDER.NUM_LAYERS = 2  # layers of query self-attention + cross-attention to tokens
+_C.MODEL.GROUNDER.DROPOUT = 0.0  # dropout inside the attention layers
+_C.MODEL.GROUNDER.SCORING = "learned"  # "learned" (head) or "cosine" (untrained baseline)
+_C.MODEL.GROUNDER.POSITIVE_IOU = 0.5  # a query whose box reaches this IoU with the target is one
+_C.MODEL.GROUNDER.BOX_LOSS_WEIGHT = 1.0  # weight of the box refinement (smooth L1) loss
+_C.MODEL.GROUNDER.TOP_K_TEST = 10  # boxes returned per expression at inference (recall@10)
+_C.MODEL.GROUNDER.TRUNCATE_TEXT = False  # cut expressions over the context length (else raise)
 
 # ---------------------------------------------------------------------------------------------
 # Solver
@@ -148,22 +164,6 @@ _C.SOLVER.WARMUP_ITERS = 100  # iterations of linear/constant warmup
 _C.SOLVER.WARMUP_FACTOR = 0.001  # LR factor at iteration 0 of warmup
 _C.SOLVER.WARMUP_METHOD = "linear"  # "linear" or "constant"
 _C.SOLVER.CHECKPOINT_PERIOD = 500  # save a checkpoint every this many iterations
-# OVGrounder (modeling/meta_arch/grounder.py): referring expressions on a frozen OV-RCNN (OV-VG)
-_C.MODEL.GROUNDER = CN()
-_C.MODEL.GROUNDER.DETECTOR_WEIGHTS = ""  # checkpoint of the trained OV-RCNN ("" = none/random)
-_C.MODEL.GROUNDER.FREEZE_DETECTOR = True  # keep the detector (and CLIP) frozen
-_C.MODEL.GROUNDER.NUM_QUERIES = 16  # query selection: regions most similar to the sentence kept
-_C.MODEL.GROUNDER.SELECTION_NMS = 0.7  # selection skips regions overlapping a kept one (0: off)
-_C.MODEL.GROUNDER.CLIP_WEIGHT = 0.5  # selection cosine = (1-w)*detector embedding + w*CLIP crop
-_C.MODEL.GROUNDER.HIDDEN_DIM = 128  # width of the language-guided attention layers
-_C.MODEL.GROUNDER.NUM_HEADS = 4  # attention heads
-_C.MODEL.GROUNDER.NUM_LAYERS = 2  # layers of query self-attention + cross-attention to tokens
-_C.MODEL.GROUNDER.DROPOUT = 0.0  # dropout inside the attention layers
-_C.MODEL.GROUNDER.SCORING = "learned"  # "learned" (head) or "cosine" (untrained baseline)
-_C.MODEL.GROUNDER.POSITIVE_IOU = 0.5  # a query whose box reaches this IoU with the target is one
-_C.MODEL.GROUNDER.BOX_LOSS_WEIGHT = 1.0  # weight of the box refinement (smooth L1) loss
-_C.MODEL.GROUNDER.TOP_K_TEST = 10  # boxes returned per expression at inference (recall@10)
-_C.MODEL.GROUNDER.TRUNCATE_TEXT = False  # cut expressions over the context length (else raise)
 _C.SOLVER.MAX_TO_KEEP = 0  # keep at most this many periodic checkpoints (0 = keep all)
 _C.SOLVER.IMS_PER_BATCH = 16  # images per step summed over all processes
 _C.SOLVER.AMP = CN()
