@@ -39,6 +39,7 @@ from .coco_results import (
     write_json_atomic,
 )
 from .evaluator import DatasetEvaluator
+from .snapshot import EvaluationSnapshot, TaskEvaluation
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,8 @@ class COCOFormatEvaluator(DatasetEvaluator):
         self._num_over_cap = 0
         self._has_masks = False
         self._unreadable: list[str] = []
+        # what the last evaluate() computed, for reports (ovvision.reports)
+        self.last_snapshot: EvaluationSnapshot | None = None
 
     def process(self, inputs: list[dict[str, Any]], outputs: list[Any]) -> None:
         """Convert each image's predicted Instances (see
@@ -289,13 +292,24 @@ class COCOFormatEvaluator(DatasetEvaluator):
             f"{self._gt_json}; {cap_text}"
         )
         metrics = {}
+        evaluations: dict[str, TaskEvaluation] = {}
         for task in tasks:
             self._check_task(task, results)
             evaluation = run_coco_eval(
                 self._coco_gt, results, task, self._max_dets(), image_ids, self.lvis_style
             )
             metrics[task] = {**self._task_metrics(evaluation, task), **info}
+            evaluations[task] = TaskEvaluation.from_coco_eval(evaluation)
             logger.info(f"{task} metrics (percent):\n" + _format_metrics(metrics[task]))
+        self.last_snapshot = EvaluationSnapshot(
+            gt_json=self._gt_json,
+            gt_dataset=self._coco_gt.dataset,
+            class_names=dict(self._class_names),
+            split=self._split,
+            results=results,
+            image_ids=sorted(set(image_ids)) if image_ids is not None else None,
+            tasks=evaluations,
+        )
         return metrics
 
     def _check_ids(self, results: list[COCOResult], image_ids: Sequence[int] | None) -> None:
