@@ -387,7 +387,7 @@ class OpenVocabROIHeads(nn.Module):
         """
         boxes, probs = boxes.float(), probs.float()
         valid = torch.isfinite(boxes).all(dim=1) & torch.isfinite(probs).all(dim=1)
-        valid &= Boxes(boxes).nonempty(threshold=1e-2)
+        valid = valid & Boxes(boxes).nonempty(threshold=1e-2)  # not &=: ONNX lacks in-place and
         boxes, probs = boxes[valid], probs[valid]
         region, cls = torch.where(probs > self.detection.score_thresh)
         scores = probs[region, cls]
