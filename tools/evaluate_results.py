@@ -6,11 +6,13 @@ Examples::
     python tools/evaluate_results.py --dataset coco_ov_val --results dets.json
     python tools/evaluate_results.py --gt-json instances_val.json --novel-classes cat,dog \\
         --results dets.json --iou-type segm --output metrics.json
+    python tools/evaluate_results.py --dataset ov_shapes_val --results dets.json --report out/rep
 
 The class split comes from the dataset's metadata, from ``--novel-classes`` (all other classes are
 base), or from the ground truth categories' ``"split"`` field. An LVIS-format ground truth
 (categories with ``frequency``) is evaluated with LVIS federated semantics. Metrics (percent) are
-printed and, with ``--output``, written as ``{"bbox": {...}, "segm": {...}}``.
+printed and, with ``--output``, written as ``{"bbox": {...}, "segm": {...}}``. ``--report DIR``
+writes a report people can read (``report.md`` and PNG figures, see :mod:`ovvision.reports`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ovvision.evaluation import (
     metadata_arguments,
     write_metrics_json,
 )
+from ovvision.reports import write_evaluator_report
 
 logger = logging.getLogger("ovvision.tools.evaluate_results")
 
@@ -51,6 +54,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="evaluate only this (default: bbox, and segm when every result has a segmentation)",
     )
     parser.add_argument("--output", help="write the metrics json here")
+    parser.add_argument("--report", metavar="DIR", help="write report.md and PNG figures here")
+    parser.add_argument(
+        "--image-root",
+        help="folder of the ground truth's images, for the report's grid of missed objects "
+        "(default: the dataset's)",
+    )
+    parser.add_argument(
+        "--report-min-score",
+        type=float,
+        default=0.3,
+        help="in the report, lower-scoring detections find no object and confuse no class",
+    )
     parser.add_argument(
         "--max-dets-per-image",
         type=int,
@@ -134,6 +149,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     if args.output:
         write_metrics_json(metrics, args.output)
         print(f"Metrics written to {args.output}")
+    if args.report:
+        path = write_evaluator_report(
+            evaluator, metrics, args.report, dataset_name=args.dataset,
+            image_root=args.image_root, min_score=args.report_min_score,
+        )  # fmt: skip
+        print(f"Report written to {path}")
     return metrics
 
 

@@ -5,10 +5,13 @@
     python tools/train_net.py --config-file CFG --num-gpus 2 MODEL.DEVICE cpu   # 2 gloo procs
     python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS out/model_final.pth
     python tools/train_net.py --config-file CFG --resume                         # continue a run
+    python tools/train_net.py --config-file CFG --eval-only --report out/report MODEL.WEIGHTS W
 
 Evaluation runs every ``TEST.EVAL_PERIOD`` iterations and at the end on each of
 ``DATASETS.TEST``, with the vocabulary set to that dataset's classes; the final metrics are
-written to ``OUTPUT_DIR/eval_results.json``.
+written to ``OUTPUT_DIR/eval_results.json``. With ``--report DIR`` (or ``TEST.REPORT True``) each
+evaluation also writes a report people can read (``report.md`` and PNG figures, see
+:mod:`ovvision.reports`) into DIR (a subfolder per dataset when there are several).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from ovvision.engine import (
 from ovvision.engine.defaults import load_tool_config, prepare_datasets_and_files, run_tool
 from ovvision.evaluation import build_evaluator, inference_on_dataset, save_eval_results
 from ovvision.modeling import build_model
+from ovvision.reports import write_evaluator_report
 from ovvision.solver import build_gradient_clipper, build_lr_scheduler, build_optimizer
 from ovvision.structures import Vocabulary
 from ovvision.utils import comm
@@ -59,11 +63,27 @@ def setup(args: argparse.Namespace) -> CfgNode:
     return cfg
 
 
-def do_test(cfg: CfgNode, model: nn.Module, configured_vocabulary: Vocabulary) -> dict[str, Any]:
+def report_folder(cfg: CfgNode, report: str | None) -> str | None:
+    """Where evaluation reports go: ``--report``, else ``TEST.REPORT_DIR`` or
+    ``OUTPUT_DIR/report`` when ``TEST.REPORT`` is on, else None (no report)."""
+    if report:
+        return report
+    if cfg.TEST.REPORT:
+        return cfg.TEST.REPORT_DIR or os.path.join(cfg.OUTPUT_DIR, "report")
+    return None
+
+
+def do_test(
+    cfg: CfgNode,
+    model: nn.Module,
+    configured_vocabulary: Vocabulary,
+    report_dir: str | None = None,
+) -> dict[str, Any]:
     """Evaluate on every dataset of ``DATASETS.TEST`` with its own class vocabulary.
 
     ``configured_vocabulary`` is the model's vocabulary before it was narrowed to the training
     classes; each test dataset's classes are taken from it (synonyms and novel flags included).
+    With ``report_dir``, the main process writes each dataset's evaluation report there.
 
     Returns ``{dataset: {"bbox": {...}, "segm": {...}}}`` (one dataset: its metrics directly),
     and writes them to ``OUTPUT_DIR/eval_results.json`` on the main process.
@@ -76,6 +96,12 @@ def do_test(cfg: CfgNode, model: nn.Module, configured_vocabulary: Vocabulary) -
         loader = build_detection_test_loader(cfg, name)
         evaluator = build_evaluator(cfg, name, os.path.join(cfg.OUTPUT_DIR, "inference", name))
         results[name] = inference_on_dataset(model, loader, evaluator)
+        if report_dir and comm.is_main_process():
+            folder = os.path.join(report_dir, name) if len(cfg.DATASETS.TEST) > 1 else report_dir
+            write_evaluator_report(
+                evaluator, results[name], folder, dataset_name=name,
+                min_score=cfg.TEST.REPORT_MIN_SCORE,
+            )  # fmt: skip
     detector.set_vocabulary(trained_vocabulary)
     if len(results) == 1:
         results = next(iter(results.values()))
@@ -96,7 +122,11 @@ def _checkpointer(cfg: CfgNode, model: nn.Module, **checkpointables: Any) -> Che
 
 
 def do_train(
-    cfg: CfgNode, model: nn.Module, resume: bool, configured_vocabulary: Vocabulary
+    cfg: CfgNode,
+    model: nn.Module,
+    resume: bool,
+    configured_vocabulary: Vocabulary,
+    report_dir: str | None = None,
 ) -> None:
     """Train with the standard hooks, evaluating periodically and at the end."""
     optimizer = build_optimizer(cfg, model)
@@ -108,7 +138,9 @@ def do_train(
     )
     checkpointer = _checkpointer(cfg, model, trainer=trainer, optimizer=optimizer)
     eval_function = (
-        (lambda: do_test(cfg, model, configured_vocabulary)) if cfg.DATASETS.TEST else None
+        (lambda: do_test(cfg, model, configured_vocabulary, report_dir))
+        if cfg.DATASETS.TEST
+        else None
     )
     trainer.register_hooks(default_hooks(cfg, optimizer, scheduler, checkpointer, eval_function))
     # After the hooks exist, so that resuming restores their state (the LR schedule) too.
@@ -121,14 +153,15 @@ def main(args: argparse.Namespace) -> dict[str, Any] | None:
     model = build_model(cfg)
     logger.info("Model:\n%s", model)
     configured_vocabulary = use_training_vocabulary(model, cfg)
+    report_dir = report_folder(cfg, getattr(args, "report", None))
     if args.eval_only:
         if not cfg.MODEL.WEIGHTS and not (
             args.resume and _checkpointer(cfg, model).has_checkpoint()
         ):
             raise SystemExit("--eval-only needs MODEL.WEIGHTS (or --resume with a checkpoint)")
         resume_or_load(_checkpointer(cfg, model), cfg.MODEL.WEIGHTS, resume=args.resume)
-        return do_test(cfg, model, configured_vocabulary)
-    do_train(cfg, model, args.resume, configured_vocabulary)
+        return do_test(cfg, model, configured_vocabulary, report_dir)
+    do_train(cfg, model, args.resume, configured_vocabulary, report_dir)
     return None
 
 
@@ -139,5 +172,12 @@ def _check_then_launch(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    arguments = default_argument_parser().parse_args()
+    parser = default_argument_parser()
+    parser.add_argument(
+        "--report",
+        metavar="DIR",
+        help="write each evaluation's report (report.md + PNG figures) into DIR "
+        "(like TEST.REPORT True TEST.REPORT_DIR DIR)",
+    )
+    arguments = parser.parse_args()
     run_tool(lambda: _check_then_launch(arguments), prog="train_net.py")

@@ -1,7 +1,7 @@
 """Reports people can look at: an evaluation's per-class AP, curves, confusions and misses."""
 
 from .analysis import ImageMatches, count_confusions, match_images, missed_objects, pr_curve
-from .detection_report import REPORT_FILE, write_detection_report
+from .detection_report import REPORT_FILE, write_detection_report, write_evaluator_report
 
 __all__ = [
     "REPORT_FILE",
@@ -11,4 +11,5 @@ __all__ = [
     "missed_objects",
     "pr_curve",
     "write_detection_report",
+    "write_evaluator_report",
 ]

@@ -220,3 +220,41 @@ def _draw_missed(
         colors=[palette(names.get(c, str(c))) for _, _, c in items],
     )
     return drawn.permute(1, 2, 0).numpy()
+
+
+def write_evaluator_report(
+    evaluator: Any,
+    metrics: Mapping[str, Mapping[str, Any]],
+    output_dir: str | os.PathLike,
+    *,
+    dataset_name: str | None = None,
+    image_root: str | os.PathLike | None = None,
+    min_score: float = 0.3,
+) -> str | None:
+    """The report of an evaluator's last ``evaluate()``, if it keeps what a report needs.
+
+    Args:
+        evaluator: a COCO-format evaluator (with ``last_snapshot``); others are skipped with a
+            warning naming their type.
+        metrics: what its ``evaluate()`` returned.
+        output_dir: the report folder.
+        dataset_name: a registered dataset: its name titles the report and its metadata's
+            ``image_root`` locates the images of the missed-objects grid.
+        image_root: the images' folder, overriding the dataset's (None: the dataset's, if any).
+        min_score: see :func:`write_detection_report`.
+
+    Returns:
+        The report's path, or None when none was written.
+    """
+    snapshot = getattr(evaluator, "last_snapshot", None)
+    if snapshot is None:
+        logger.warning("No report: %s keeps no evaluation snapshot", type(evaluator).__name__)
+        return None
+    if image_root is None and dataset_name is not None:
+        from ovvision.data.catalog import MetadataCatalog
+
+        image_root = MetadataCatalog.get(dataset_name).get("image_root")
+    title = f"Evaluation on {dataset_name or snapshot.gt_json}"
+    return write_detection_report(
+        snapshot, metrics, output_dir, title=title, image_root=image_root, min_score=min_score
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 from pathlib import Path
@@ -21,7 +22,9 @@ from ovvision.reports import (
 )
 from ovvision.reports.figures import image_grid_size, per_class_ap_size
 
-from ._fixtures import make_coco_gt, make_predictions, write_json
+from ._fixtures import make_coco_gt, make_predictions, read_json, write_json
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "evaluate_results.py"
 
 SPLITS = {1: "base", 3: "base", 7: "novel", 90: "novel"}
 
@@ -150,3 +153,22 @@ def test_report_of_an_evaluation_without_detections(tmp_path):
     assert rows and all(math.isnan(ap50) or ap50 == 0.0 for _, _, ap50 in rows.values())
     with Image.open(tmp_path / "report" / "pr_curves_bbox.png") as img:
         assert img.size == (640, 480)
+
+
+def test_evaluate_results_tool_writes_a_report_with_the_json_numbers(tmp_path):
+    spec = importlib.util.spec_from_file_location("evaluate_results_tool", TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    gt = make_coco_gt(seed=8, num_images=6, splits=SPLITS)
+    gt_json = write_json(tmp_path / "gt.json", gt)
+    dets = write_json(tmp_path / "dets.json", make_predictions(gt, seed=9))
+    out = tmp_path / "report"
+    tool.main(["--gt-json", gt_json, "--results", dets, "--output", str(tmp_path / "m.json"),
+               "--report", str(out)])  # fmt: skip
+    written = read_json(tmp_path / "m.json")
+    text = (out / "report.md").read_text(encoding="utf-8")
+    for task in ("bbox", "segm"):
+        cells = [f"{written[task][k]:.2f}" for k in ("AP", "AP50", "AP75", "AP50-base")]
+        assert f"| {task} | " + " | ".join(cells) + " |" in text
+    assert (out / "pr_curves_segm.png").is_file()
+    assert "grid of images is not drawn" in text  # --gt-json without --image-root
