@@ -26,7 +26,7 @@ TORCH_LIBRARY(ovvision, m) {
       "int sampling_ratio, bool aligned) -> Tensor");
   m.def(
       "paste_masks(Tensor masks, Tensor boxes, SymInt height, SymInt width, int padding=1, "
-      "float? threshold=None) -> Tensor");
+      "float? threshold=None, bool exact_box=False) -> Tensor");
   // The vector ISA the CPU kernels run with (avx512, avx2 or base), for benchmarks and tests.
   m.def("_cpu_isa() -> str", &cpu_isa_string);
 }

@@ -138,6 +138,7 @@ if _LOADED:
         width: int,
         padding: int = 1,
         threshold: float | None = None,
+        exact_box: bool = False,
     ) -> torch.Tensor:
         torch._check(
             masks.dim() == 4 and masks.size(1) == 1,

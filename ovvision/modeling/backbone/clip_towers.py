@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer
 from torch import nn
-from torchvision.ops import roi_align
 
 from ovvision.modeling.text import TextEncoder
+from ovvision.ops import roi_align
 
 
 class ClipTower(nn.Module, ABC):

@@ -11,11 +11,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import roi_align
 
 from ovvision.config import CfgNode
 from ovvision.modeling.backbone import Backbone, ClipImageBackbone, ClipTower, wrap_clip_tower
 from ovvision.modeling.text import TextEncoder
+from ovvision.ops import roi_align
 from ovvision.structures import ImageList, square_boxes
 
 SOURCES = ("dense", "crops")

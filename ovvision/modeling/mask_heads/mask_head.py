@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
-from torchvision.ops import roi_align
 
 from ovvision.config import CfgNode, configurable
+from ovvision.ops import roi_align
 from ovvision.utils.registry import Registry
 
 ROI_MASK_HEAD_REGISTRY = Registry("ROI_MASK_HEAD")

@@ -1,5 +1,6 @@
-"""Post-processing of detections: rescaling to the original image, mask pasting."""
+"""Post-processing of detections: rescaling to the original image, mask pasting (through
+``ovvision.ops.paste_masks``)."""
 
-from .detector_postprocess import detector_postprocess, paste_masks
+from .detector_postprocess import detector_postprocess
 
-__all__ = ["detector_postprocess", "paste_masks"]
+__all__ = ["detector_postprocess"]

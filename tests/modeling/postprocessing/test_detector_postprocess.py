@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ovvision.modeling.postprocessing import detector_postprocess, paste_masks
+from ovvision.modeling.postprocessing import detector_postprocess
 from ovvision.structures import Boxes, Instances
+from tests.ops.test_paste_masks_exact_box import _grid_sample_paste
 
 
 def test_detector_postprocess_rescales_boxes_and_pastes_masks():
@@ -24,13 +25,27 @@ def test_detector_postprocess_rescales_boxes_and_pastes_masks():
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (20, 39, 20, 59)
 
 
-def test_paste_masks_follows_unrounded_boxes():
-    probs = torch.zeros(2, 4, 4)
-    probs[0, :, :2] = 1.0  # left half of the box
-    probs[1] = 1.0
-    boxes = torch.tensor([[4.0, 2.0, 12.0, 6.0], [0.4, 0.4, 3.6, 2.6]])
-    masks = paste_masks(probs, boxes, (10, 16))
-    ys, xs = torch.where(masks[0])
-    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (2, 5, 4, 7)
-    assert torch.where(masks[1])[1].unique().tolist() == [0, 1, 2, 3]
-    assert paste_masks(torch.zeros(0, 4, 4), torch.zeros(0, 4), (5, 6)).shape == (0, 5, 6)
+def test_masks_equal_the_former_grid_sample_paste_after_rescaling():
+    g = torch.Generator().manual_seed(0)
+    boxes = torch.rand(40, 2, generator=g) * torch.tensor([90.0, 40.0])
+    boxes = torch.cat([boxes, boxes + torch.rand(40, 2, generator=g) * 30 + 0.5], dim=1)
+    probs = torch.rand(40, 28, 28, generator=g)
+    result = Instances(
+        (50, 100),
+        pred_boxes=Boxes(boxes),
+        scores=torch.rand(40, generator=g),
+        pred_classes=torch.zeros(40, dtype=torch.long),
+        pred_mask_probs=probs,
+    )
+    out = detector_postprocess(result, 75, 130)
+    expected = _grid_sample_paste(probs, out.pred_boxes.tensor, (75, 130), threshold=0.5)
+    assert out.pred_masks.shape == (40, 75, 130) and out.pred_masks.dtype == torch.bool
+    assert torch.equal(out.pred_masks, expected)
+    empty = Instances(
+        (50, 100),
+        pred_boxes=Boxes(torch.zeros(0, 4)),
+        scores=torch.zeros(0),
+        pred_classes=torch.zeros(0, dtype=torch.long),
+        pred_mask_probs=torch.zeros(0, 28, 28),
+    )
+    assert detector_postprocess(empty, 5, 6).pred_masks.shape == (0, 5, 6)
