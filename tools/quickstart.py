@@ -25,9 +25,15 @@ CLIP_CONFIG = "configs/ov_shapes/clip_tiny.yaml"
 DEMO_VOCABULARY = "star,heart,crescent|moon,house,flower"
 
 
+# (tool, wall seconds) of each step this run executed, for the summary.
+STEP_TIMES: list[tuple[str, float]] = []
+
+
 def run(cmd: list[str]) -> None:
     print("\n$ " + " ".join(cmd), flush=True)
+    start = time.perf_counter()
     subprocess.run([sys.executable, *cmd], cwd=ROOT, check=True)
+    STEP_TIMES.append((os.path.basename(cmd[0]), time.perf_counter() - start))
 
 
 def main() -> None:
@@ -86,6 +92,9 @@ def print_summary(out: str, detector: str, control: str, seconds: float) -> None
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in zero_shot.items() if k.startswith("top1"))
     )
     print(f"demo images: {out}/demo   wall time of this run: {seconds / 60:.1f} min")
+    print("wall time per step (steps whose output existed were skipped):")
+    for tool, step_seconds in STEP_TIMES:
+        print(f"  {tool:24s} {int(step_seconds // 60)} min {step_seconds % 60:4.1f} s")
 
 
 if __name__ == "__main__":
