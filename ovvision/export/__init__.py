@@ -1,0 +1,1 @@
+"""Export of trained detectors to deployment formats (ONNX)."""
