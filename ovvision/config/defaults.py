@@ -104,6 +104,28 @@ _C.MODEL.PROXY_MIXUP.FUSION_WEIGHT_UNSEEN = 0.35  # separate head: its score exp
 # A class counts as seen when its name is a trained base class or (if > 0) its text embedding's
 # cosine with one of theirs exceeds this (ProxyDet: 0.9), so "stars" is the trained "star"
 _C.MODEL.PROXY_MIXUP.SEEN_COSINE_THRESHOLD = 0.0
+# Caption grounding (CGG, modeling/losses): the nouns of an image's caption attend over its top
+# proposals; image-caption contrastive loss over the (gathered) batch. Enabled by listing
+# "CaptionGroundingLoss" in MODEL.ROI_HEADS.AUXILIARY_LOSSES
+_C.MODEL.CAPTION_GROUNDING = CN()
+_C.MODEL.CAPTION_GROUNDING.WEIGHT = 1.0  # multiplier of the loss
+_C.MODEL.CAPTION_GROUNDING.REGIONS_PER_IMAGE = 32  # top proposals (objectness order) per image
+_C.MODEL.CAPTION_GROUNDING.TEMPERATURE = 10.0  # region-noun attention logits = cosine / this
+_C.MODEL.CAPTION_GROUNDING.CONTRASTIVE_TEMPERATURE = 1.0  # image-caption logits = score / this
+_C.MODEL.CAPTION_GROUNDING.OTHER_NOUNS = False  # also ground nouns that name no vocabulary class
+# Caption generation (CGG, modeling/captioning): a transformer decoder over the region embeddings
+# of the top proposals writes the caption. Enabled by listing "CaptionGenerationLoss" in
+# MODEL.ROI_HEADS.AUXILIARY_LOSSES; Predictor.describe and tools/demo.py --describe use it
+_C.MODEL.CAPTION_GENERATION = CN()
+_C.MODEL.CAPTION_GENERATION.WEIGHT = 1.0  # multiplier of the teacher-forced cross-entropy
+_C.MODEL.CAPTION_GENERATION.REGIONS_PER_IMAGE = 32  # top proposals whose embeddings are memory
+_C.MODEL.CAPTION_GENERATION.NUM_LAYERS = 4  # decoder layers
+_C.MODEL.CAPTION_GENERATION.HIDDEN_DIM = 256  # decoder width
+_C.MODEL.CAPTION_GENERATION.NUM_HEADS = 8  # attention heads
+_C.MODEL.CAPTION_GENERATION.MLP_RATIO = 4.0  # feed-forward width / HIDDEN_DIM
+_C.MODEL.CAPTION_GENERATION.DROPOUT = 0.1  # dropout in the decoder layers
+_C.MODEL.CAPTION_GENERATION.MAX_LENGTH = 32  # tokens per caption, start/end included
+_C.MODEL.CAPTION_GENERATION.BEAM_SIZE = 1  # test-time decoding: 1 = greedy, > 1 = beam search
 # CLIP image embeddings of boxes (modeling/clip_regions), read by score fusion and distillation
 _C.MODEL.CLIP_BOX_EMBEDDER = CN()
 _C.MODEL.CLIP_BOX_EMBEDDER.SOURCE = ""  # "" (none), "dense" (CLIP backbone's maps), "crops"

@@ -45,7 +45,8 @@ class DatasetMapper:
     Crowd annotations never become instances. ``instances`` is produced in training only (as in
     detectron2; evaluators read ground truth from the json). A horizontal flip also swaps the
     words left/right in captions and expressions. Instances and expressions whose box becomes
-    empty after augmentation are dropped.
+    empty after augmentation are dropped. In training, an image with several captions gets one
+    of them, drawn anew each time it is mapped (the caption losses read ``captions[0]``).
 
     Args:
         is_train: training (random augmentation, instances) or inference.
@@ -118,6 +119,8 @@ class DatasetMapper:
         out = {k: copy.deepcopy(v) for k, v in dataset_dict.items() if k != "annotations"}
         out.update(height=height, width=width)
         out.setdefault("captions", [])
+        if self.is_train and len(out["captions"]) > 1:  # one caption per image and step
+            out["captions"] = [out["captions"][int(torch.randint(len(out["captions"]), ()))]]
         anns = _annotations(dataset_dict) if self.is_train else []
         sample = self._sample(image, anns, dataset_dict)
         for transform in self.augmentations:

@@ -24,7 +24,8 @@ def default_data_root() -> str:
 
 
 def register_coco_ov(root: str) -> None:
-    """COCO 48/17: ``coco_ov_train_base``, ``coco_ov_val``, ``coco_captions_{train,val}``."""
+    """COCO 48/17: ``coco_ov_train_base``, ``coco_ov_train_captions`` (the base instances with
+    ``captions_train2017.json`` attached), ``coco_ov_val``, ``coco_captions_{train,val}``."""
     coco = os.path.join(root, "coco")
     ann = os.path.join(coco, "annotations")
     for name, json_name, images in (
@@ -37,6 +38,13 @@ def register_coco_ov(root: str) -> None:
             os.path.join(coco, images),
             novel_classes=COCO_OV_NOVEL_CLASSES,
         )
+    register_coco_ov_instances(
+        "coco_ov_train_captions",
+        os.path.join(ann, "instances_train2017_ov_base.json"),
+        os.path.join(coco, "train2017"),
+        novel_classes=COCO_OV_NOVEL_CLASSES,
+        captions_json=os.path.join(ann, "captions_train2017.json"),
+    )
     for split in ("train", "val"):
         register_coco_captions(
             f"coco_captions_{split}",
@@ -58,9 +66,9 @@ def register_lvis_ov(root: str) -> None:
 def register_ov_shapes(root: str, prefix: str = "ov_shapes") -> None:
     """OV-Shapes under ``root/ov_shapes`` (see ``tools/make_ov_shapes.py``).
 
-    Registers ``{prefix}_train_base``, ``{prefix}_train_all``, ``{prefix}_val`` (instances with
-    their captions attached), ``{prefix}_captions_{train,val}``, ``{prefix}_refexp_{train,val}``
-    and ``{prefix}_pretrain_{train,val}``.
+    Registers ``{prefix}_train_base`` (= ``{prefix}_train_captions``), ``{prefix}_train_all``,
+    ``{prefix}_val`` (instances with their captions attached), ``{prefix}_captions_{train,val}``,
+    ``{prefix}_refexp_{train,val}`` and ``{prefix}_pretrain_{train,val}``.
     """
     base = os.path.join(root, "ov_shapes")
     ann = os.path.join(base, "annotations")
@@ -77,6 +85,7 @@ def register_ov_shapes(root: str, prefix: str = "ov_shapes") -> None:
         )
     for split in ("train", "val"):
         images = os.path.join(base, split)
+        ("train_captions", "instances_train_base.json", "train"),  # the caption-loss name
         register_coco_captions(
             f"{prefix}_captions_{split}", os.path.join(ann, f"captions_{split}.json"), images
         )

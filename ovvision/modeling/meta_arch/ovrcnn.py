@@ -10,6 +10,7 @@ from torch import nn
 
 from ovvision.config import CfgNode, configurable
 from ovvision.modeling.backbone import BACKBONE_REGISTRY, Backbone, build_backbone
+from ovvision.modeling.captioning import CaptionGenerationLoss
 from ovvision.modeling.clip_regions import build_clip_box_embedder
 from ovvision.modeling.postprocessing import detector_postprocess
 from ovvision.modeling.proposals import build_proposal_generator
@@ -89,14 +90,17 @@ class OVRCNN(nn.Module):
         levels = backbone.output_names
         strides = {name: backbone.strides[name] for name in levels}
         box_embedder = build_clip_box_embedder(cfg, backbone, clip_model)
+        name_embedder = NameEmbedder.from_config(cfg, clip_model)
         return {
             "backbone": backbone,
             "proposal_generator": build_proposal_generator(cfg, strides, backbone.out_channels),
-            "roi_heads": build_roi_heads(cfg, levels, backbone.out_channels, box_embedder),
+            "roi_heads": build_roi_heads(
+                cfg, levels, backbone.out_channels, box_embedder, name_embedder
+            ),
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "vocabulary": build_vocabulary_from_cfg(cfg, clip_model),
-            "name_embedder": NameEmbedder.from_config(cfg, clip_model),
+            "name_embedder": name_embedder,
             "mask_threshold": cfg.MODEL.ROI_MASK_HEAD.MASK_THRESHOLD,
             "seen_cosine_threshold": cfg.MODEL.PROXY_MIXUP.SEEN_COSINE_THRESHOLD,
         }
@@ -224,6 +228,35 @@ class OVRCNN(nn.Module):
                 {"instances": detector_postprocess(result, height, width, self.mask_threshold)}
             )
         return outputs
+
+    @torch.no_grad()
+    def describe(
+        self, batched_inputs: list[dict[str, Any]], beam_size: int | None = None
+    ) -> list[str]:
+        """A caption per image, written from the embeddings of its top proposals.
+
+        Args:
+            batched_inputs: as in :meth:`inference`.
+            beam_size: 1 = greedy, > 1 = beam search; None = ``MODEL.CAPTION_GENERATION.BEAM_SIZE``.
+
+        Raises:
+            ValueError: the model has no caption generator (``CaptionGenerationLoss`` is not in
+                ``MODEL.ROI_HEADS.AUXILIARY_LOSSES``).
+        """
+        writer = next(
+            (m for m in self.roi_heads.auxiliary_losses if isinstance(m, CaptionGenerationLoss)),
+            None,
+        )
+        if writer is None:
+            raise ValueError(
+                "this model has no caption generator: add CaptionGenerationLoss to "
+                "MODEL.ROI_HEADS.AUXILIARY_LOSSES and train it"
+            )
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensor)
+        proposals, _, _ = self.proposal_generator(images, features)
+        boxes = [p[: writer.regions_per_image] for p in proposals]
+        return writer.generate(self.roi_heads.embed_boxes(images, features, boxes), beam_size)
 
     def preprocess_image(self, batched_inputs: list[dict[str, Any]]) -> ImageList:
         """Normalise and pad the images of a batch into an :class:`ImageList`."""

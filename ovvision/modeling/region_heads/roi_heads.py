@@ -25,6 +25,7 @@ from ovvision.modeling.clip_regions import (
 )
 from ovvision.modeling.losses import RegionLossInputs, build_auxiliary_losses
 from ovvision.modeling.mask_heads import build_mask_head, mask_loss
+from ovvision.modeling.text import NameEmbedder
 from ovvision.structures import Boxes, ClassEmbeddings, ImageList, Instances
 from ovvision.utils.registry import Registry
 
@@ -142,6 +143,7 @@ class OpenVocabROIHeads(nn.Module):
         level_names: list[str],
         channels: int,
         box_embedder: ClipBoxEmbedder | None = None,
+        name_embedder: NameEmbedder | None = None,
     ) -> dict:
         rcfg, bcfg, mcfg = cfg.MODEL.ROI_HEADS, cfg.MODEL.ROI_BOX_HEAD, cfg.MODEL.ROI_MASK_HEAD
         names = list(rcfg.IN_FEATURES) or list(level_names)
@@ -166,7 +168,7 @@ class OpenVocabROIHeads(nn.Module):
             ),
             "fusion": build_clip_score_fusion(cfg, box_embedder),
             "auxiliary_losses": build_auxiliary_losses(
-                cfg, box_embedder=box_embedder, classifier=classifier
+                cfg, box_embedder=box_embedder, classifier=classifier, name_embedder=name_embedder
             ),
         }  # fmt: skip
         if cfg.MODEL.MASK_ON:
@@ -274,6 +276,13 @@ class OpenVocabROIHeads(nn.Module):
                     raise ValueError(f"auxiliary loss {type(loss).__name__} repeats '{name}'")
                 losses[name] = value
         return losses
+
+    def embed_boxes(
+        self, images: ImageList, features: dict[str, torch.Tensor], boxes: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """Per image ``Tensor[K_i, D]`` classifier embeddings of ``boxes`` (``Tensor[K_i, 4]``)."""
+        embeddings = self._classify_groups(features, images, [boxes])[0][1]
+        return list(embeddings.split([len(b) for b in boxes]))
 
     def _classify_groups(
         self,
@@ -407,6 +416,7 @@ def build_roi_heads(
     level_names: list[str],
     channels: int,
     box_embedder: ClipBoxEmbedder | None = None,
+    name_embedder: NameEmbedder | None = None,
 ) -> nn.Module:
     """Build the region heads named by ``MODEL.ROI_HEADS.NAME``.
 
@@ -415,7 +425,12 @@ def build_roi_heads(
         level_names: the backbone's pyramid levels, finest first.
         channels: channels of every level.
         box_embedder: CLIP embeddings of boxes, if the config uses them (fusion, distillation).
+        name_embedder: the model's text encoder, for losses that embed words (caption nouns).
     """
     return ROI_HEADS_REGISTRY.get(cfg.MODEL.ROI_HEADS.NAME)(
-        cfg, level_names=level_names, channels=channels, box_embedder=box_embedder
+        cfg,
+        level_names=level_names,
+        channels=channels,
+        box_embedder=box_embedder,
+        name_embedder=name_embedder,
     )
