@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.onnx import symbolic_helper
 from torchvision.ops import clip_boxes_to_image, roi_align
 
 from ovvision.modeling.clip_regions import clip_class_probs, fuse_scores
@@ -172,17 +173,11 @@ def _square_boxes_in_image(
     return torch.cat([start, start + side], dim=1)
 
 
+@symbolic_helper.parse_args("v", "v", "f", "i", "i", "i", "i")
 def _ovvision_roi_align_symbolic(
     g, input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned
 ):
     """ONNX ``RoiAlign`` for ``ovvision::roi_align`` (same semantics as torchvision's op)."""
-    from torch.onnx import symbolic_helper
-
-    scale = symbolic_helper._maybe_get_const(spatial_scale, "f")
-    height = symbolic_helper._maybe_get_const(pooled_height, "i")
-    width = symbolic_helper._maybe_get_const(pooled_width, "i")
-    ratio = symbolic_helper._maybe_get_const(sampling_ratio, "i")
-    half_pixel = symbolic_helper._maybe_get_const(aligned, "b")
     index = g.op("Gather", rois, g.op("Constant", value_t=torch.tensor(0)), axis_i=1)
     index = g.op("Cast", index, to_i=torch.onnx.TensorProtoDataType.INT64)
     coords = g.op("Gather", rois, g.op("Constant", value_t=torch.tensor([1, 2, 3, 4])), axis_i=1)
@@ -191,11 +186,11 @@ def _ovvision_roi_align_symbolic(
         input,
         coords,
         index,
-        coordinate_transformation_mode_s="half_pixel" if half_pixel else "output_half_pixel",
-        spatial_scale_f=float(scale),
-        output_height_i=int(height),
-        output_width_i=int(width),
-        sampling_ratio_i=max(int(ratio), 0),  # both: <= 0 means adaptive
+        coordinate_transformation_mode_s="half_pixel" if aligned else "output_half_pixel",
+        spatial_scale_f=spatial_scale,
+        output_height_i=pooled_height,
+        output_width_i=pooled_width,
+        sampling_ratio_i=max(sampling_ratio, 0),  # both: <= 0 means adaptive
     )
 
 
