@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from ovvision.modeling.postprocessing import detector_postprocess
 from ovvision.structures import Instances
 
 from .onnx_runtime import OnnxDetector
+
+logger = logging.getLogger(__name__)
 
 # The parity bar: boxes within 1e-3 relative, the same classes, scores within 1e-4.
 BOX_RTOL = 1e-3
@@ -130,6 +133,8 @@ def compare_on_loader(
                 times["pytorch"].append(middle - start)
                 times["onnxruntime"].append(end - middle)
                 parity.add(str(item.get("file_name", parity.images)), reference, other)
+                if parity.images % 100 == 0:
+                    logger.info("%d images compared, %d equal", parity.images, parity.equal)
                 if evaluators is not None:
                     evaluators[0].process([item], [ref_out])
                     evaluators[1].process([item], [onnx_out])
