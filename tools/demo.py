@@ -14,7 +14,9 @@ Writes into --output:
   predictions.json   COCO results (boxes XYWH, "segmentation" RLE where the model segments;
                      "category_id" indexes the vocabulary) plus "category_name", "file_name"
   images.json        one entry per input: "image_id", "file_name" (the input), "output" (the
-                     annotated image, null if unreadable), "num_detections" or "error"
+                     annotated image, null if unreadable), "num_detections" or "error", and
+                     with --describe the model's "caption" of the image (a config with
+                     CaptionGenerationLoss, e.g. configs/ov_shapes/ovrcnn_cgg.yaml)
 Unreadable inputs are reported and skipped.
 """
 
@@ -61,6 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--vocabulary-json", default="", help="annotation json with the lvis/ov_shapes classes"
     )
     p.add_argument("--confidence-threshold", type=float, default=0.5)
+    p.add_argument("--describe", action="store_true", help="also write a caption per image")
+    p.add_argument(
+        "--beam-size", type=int, default=None, help="--describe: 1 = greedy, > 1 = beam search"
+    )
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
     return p.parse_args(argv)
 
@@ -134,12 +140,22 @@ def main(argv: list[str] | None = None) -> int:
         _fail(f"vocabulary: {e}")
     require_file(args.config_file, "--config-file")
     require_file(args.weights, "--weights")
+    if args.beam_size is not None and args.beam_size < 1:
+        _fail(f"--beam-size must be >= 1, got {args.beam_size}")
     try:
         predictor = Predictor(args.config_file, args.weights, opts=args.opts)
     except USER_ERRORS:
         raise  # a missing file or a bad config value: run_tool names it
     except (KeyError, ValueError, RuntimeError) as e:
         _fail(f"weights {args.weights} do not match config {args.config_file}: {e}")
+    if (
+        args.describe
+        and "CaptionGenerationLoss" not in predictor.cfg.MODEL.ROI_HEADS.AUXILIARY_LOSSES
+    ):
+        _fail(
+            f"--describe needs a caption generator: {args.config_file} does not list "
+            "CaptionGenerationLoss in MODEL.ROI_HEADS.AUXILIARY_LOSSES"
+        )
     predictor.set_vocabulary(classes)
     names = predictor.class_names
 
@@ -170,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
              "num_detections": len(instances)}
         )  # fmt: skip
         logger.info("%s -> %s: %d detections", path, output, len(instances))
+        if args.describe:
+            images[-1]["caption"] = predictor.describe(image, args.beam_size)
+            logger.info("%s: %s", path, images[-1]["caption"])
     write_json_atomic(os.path.join(args.output, "predictions.json"), results, indent=1)
     write_json_atomic(os.path.join(args.output, "images.json"), images, indent=1)
     if failed:

@@ -96,6 +96,21 @@ class Predictor:
         ``|``-separated synonyms (embedded with the model's text encoder)."""
         self.model.set_vocabulary(vocabulary)
 
+    @torch.no_grad()
+    def describe(self, image: ImageInput, beam_size: int | None = None) -> str:
+        """A caption of the image, written by the model's caption generator (CGG).
+
+        Args:
+            image: see :meth:`prepare`.
+            beam_size: 1 = greedy, > 1 = beam search; None = ``MODEL.CAPTION_GENERATION.BEAM_SIZE``.
+
+        Raises:
+            ValueError: the model has no caption generator.
+        """
+        if not hasattr(self.model, "describe"):
+            raise ValueError(f"{type(self.model).__name__} does not write captions")
+        return self.model.describe([self.prepare(image)], beam_size)[0]
+
     def prepare(self, image: ImageInput) -> dict[str, Any]:
         """The model input for one image.
 
