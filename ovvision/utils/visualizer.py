@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import draw_segmentation_masks
 
@@ -60,13 +59,21 @@ def mask_outlines(masks: torch.Tensor, thickness: int = 1) -> torch.Tensor:
         thickness: border width in pixels.
 
     Returns:
-        ``BoolTensor[N, H, W]``: mask pixels with a non-mask pixel within ``thickness``.
+        ``BoolTensor[N, H, W]``: mask pixels with a non-mask pixel (or the image's edge) within
+        ``thickness`` steps up, down, left or right.
     """
-    if len(masks) == 0:
-        return masks.bool()
-    outside = (~masks.bool()).float().unsqueeze(1)
-    near_outside = F.max_pool2d(outside, 2 * thickness + 1, stride=1, padding=thickness)
-    return masks.bool() & (near_outside.squeeze(1) > 0)
+    inner = masks.bool()
+    for _ in range(max(1, thickness)):
+        eroded = torch.zeros_like(inner)
+        eroded[:, 1:-1, 1:-1] = (
+            inner[:, 1:-1, 1:-1]
+            & inner[:, :-2, 1:-1]
+            & inner[:, 2:, 1:-1]
+            & inner[:, 1:-1, :-2]
+            & inner[:, 1:-1, 2:]
+        )
+        inner = eroded
+    return masks.bool() & ~inner
 
 
 def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -165,11 +172,15 @@ def draw_instances(
     side = max(out.shape[-2:])
     line = max(1, round(side / 256))
     if masks is not None and len(masks):
+        # outlines at the input's resolution, then enlarged with the masks (cheaper, as thick)
+        outlines = mask_outlines(masks, max(1, line // scale))
         masks = masks.bool()
         if scale > 1:
             masks = masks.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
+            outlines = outlines.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
         out = draw_segmentation_masks(out, masks, alpha=0.4, colors=list(colors))
-        out = draw_segmentation_masks(out, mask_outlines(masks, line), alpha=1.0, colors=colors)
+        for outline, color in zip(outlines, colors):
+            out[:, outline] = torch.tensor(color, dtype=torch.uint8)[:, None]
     canvas = Image.fromarray(out.permute(1, 2, 0).numpy())
     draw = ImageDraw.Draw(canvas)
     font = _font(max(10, round(side / 32)))

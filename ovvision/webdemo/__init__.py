@@ -1,0 +1,21 @@
+"""The browser demo: a Gradio page over the project's models (``tools/web_demo.py``).
+
+:mod:`.inputs` checks what a browser sends, :mod:`.modes` holds what a request runs (the
+``detect`` mode and the registry where ``ground`` and ``name`` modes plug in), :mod:`.app` the
+page and the server. Importing this package does not import Gradio.
+"""
+
+from .inputs import DemoInputError, DemoLimits, parse_vocabulary, read_upload
+from .modes import DEMO_MODE_REGISTRY, DemoMode, DemoResult, DetectMode, build_demo_mode
+
+__all__ = [
+    "DEMO_MODE_REGISTRY",
+    "DemoInputError",
+    "DemoLimits",
+    "DemoMode",
+    "DemoResult",
+    "DetectMode",
+    "build_demo_mode",
+    "parse_vocabulary",
+    "read_upload",
+]
