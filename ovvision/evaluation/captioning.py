@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pycocoevalcap.bleu.bleu import Bleu
@@ -31,6 +31,7 @@ from .evaluator import DatasetEvaluator
 __all__ = [
     "CAPTION_RESULTS_FILE",
     "CaptionEvaluator",
+    "caption_outputs",
     "caption_scores",
     "evaluate_caption_files",
     "object_mention_metrics",
@@ -108,6 +109,18 @@ def object_mention_metrics(
     return out
 
 
+def caption_outputs(
+    model: Any, beam_size: int | None = None
+) -> Callable[[list[dict[str, Any]]], list[dict[str, str]]]:
+    """``batch -> [{"caption": ...}]`` with ``model.describe``, to run
+    :func:`~ovvision.evaluation.inference_on_dataset` with a :class:`CaptionEvaluator`."""
+
+    def run(batch: list[dict[str, Any]]) -> list[dict[str, str]]:
+        return [{"caption": c} for c in model.describe(batch, beam_size)]
+
+    return run
+
+
 class CaptionEvaluator(DatasetEvaluator):
     """Scores the ``"caption"`` of each output (see the module docstring).
 
@@ -150,6 +163,10 @@ class CaptionEvaluator(DatasetEvaluator):
             self._predictions[item["image_id"]] = str(output["caption"])
             if self.references is None:
                 self._references[item["image_id"]] = list(item.get("captions", []))
+
+    def process_unreadable(self, inputs: list[dict[str, Any]]) -> None:
+        """An unreadable image keeps its place with an empty caption (scored, mentions nothing)."""
+        self.process(inputs, [{"caption": ""} for _ in inputs])
 
     def evaluate(self) -> dict[str, Any]:
         predictions: dict[Any, str] = {}

@@ -106,3 +106,11 @@ def test_identical_captions_score_the_maximum_and_results_are_written(tmp_path):
 def test_a_prediction_without_references_names_the_image():
     with pytest.raises(ValueError, match=r"\[7\]"):
         caption_scores({1: ["a circle"]}, {1: "a circle", 7: "a star"})
+
+
+def test_an_unreadable_image_counts_as_an_empty_caption():
+    evaluator = CaptionEvaluator(CLASSES, {1: [0], 2: [2]}, REFERENCES)
+    evaluator.process([{"image_id": 1}], [{"caption": "a red circle and a blue square"}])
+    evaluator.process_unreadable([{"image_id": 2, "file_name": "2.png"}])
+    metrics = evaluator.evaluate()["caption"]
+    assert metrics["present_novel"] == 1.0 and metrics["mention_recall_novel"] == 0.0
