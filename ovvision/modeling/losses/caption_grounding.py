@@ -124,7 +124,7 @@ def caption_contrastive_loss(
 
 class NounEmbeddings:
     """Text embeddings of caption nouns, with the class embeddings' encoder and templates, kept
-    in memory after the first use (and in the on-disk prompt cache).
+    in memory after the first use.
 
     A vocabulary class is embedded from its name and synonyms (as its class embedding is); another
     noun from its lemma.
@@ -151,10 +151,10 @@ class NounEmbeddings:
         missing = [k for k in dict.fromkeys(keys) if k not in self._cache]
         if missing:
             encoder = self.name_embedder.encoder
+            # kept here, not in the on-disk cache: it keys files by the whole list of names, so
+            # each step's new nouns would write a file of their own
             embedded = encoder.embed_classes(
-                [self._prompts(k) for k in missing],
-                self.name_embedder.templates,
-                cache_dir=self.name_embedder.cache_dir,
+                [self._prompts(k) for k in missing], self.name_embedder.templates, use_cache=False
             )
             for key, row in zip(missing, embedded.detach().float().cpu()):
                 self._cache[key] = row

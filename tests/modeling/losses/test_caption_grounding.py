@@ -15,14 +15,16 @@ from ovvision.modeling import build_model
 from ovvision.modeling.losses import RegionLossInputs
 from ovvision.modeling.losses.caption_grounding import (
     CaptionGroundingLoss,
+    NounEmbeddings,
     caption_contrastive_loss,
     grounding_scores,
 )
+from ovvision.modeling.text import NameEmbedder, create_text_encoder
 from ovvision.modeling.text.caption_nouns import CaptionNouns, NounExtractor
-from ovvision.structures import ClassEmbeddings, ClassList, ImageList
+from ovvision.structures import ClassEmbeddings, ClassList, ImageList, Vocabulary
 from ovvision.utils import comm
 
-from ..helpers import make_item, tiny_config
+from ..helpers import TINY_CLIP, make_item, tiny_config
 
 GROUNDING = ("MODEL.ROI_HEADS.AUXILIARY_LOSSES", '["CaptionGroundingLoss"]')
 
@@ -174,3 +176,20 @@ def test_images_without_captions_give_an_exact_zero_that_reaches_every_parameter
     model.zero_grad(set_to_none=True)
     loss.backward()
     assert model.roi_heads.classifier.embed.weight.grad.abs().sum() > 0
+
+
+def test_noun_embeddings_use_the_class_encoder_and_templates_and_are_cached():
+    torch.manual_seed(0)
+    encoder = create_text_encoder(TINY_CLIP)
+    classes = ClassList(["circle", "sofa"], [[], ["couch"]])
+    templates = ["a photo of a {}.", "a {}"]
+    embed = NounEmbeddings(NameEmbedder(templates, encoder=encoder), classes)
+    got = embed(CaptionNouns((1, 0), ("dog",)), torch.device("cpu"))
+    vocabulary = Vocabulary.from_classes(
+        ClassList(["sofa", "circle", "dog"], [["couch"], [], []]), encoder, templates=templates,
+        use_cache=False,
+    )  # fmt: skip
+    assert torch.allclose(got, vocabulary.embeddings, atol=1e-5)
+    assert set(embed._cache) == {0, 1, "dog"}
+    again = embed(CaptionNouns((1,)), torch.device("cpu"))
+    assert torch.equal(again[0], got[0])
