@@ -12,9 +12,18 @@ PKG_STAMP := $(VENV)/.pkg-$(PKG_HASH)
 TORCH_PINS := $(shell grep -E '^(torch|torchvision)==' requirements.txt)
 PYTEST_ARGS ?=
 
-.PHONY: install lint format test test-fast test-fallback quickstart build-cuda bench clean
+.PHONY: install lint format test test-fast test-fallback quickstart web-demo build-cuda bench clean
 
-install: $(PKG_STAMP)
+# The web demo's browser test drives Debian's chromium through Playwright (Playwright's own
+# browser download needs the network, so `playwright install` is never run).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+install: $(PKG_STAMP) $(CHROMIUM)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 $(DEPS_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -55,6 +64,11 @@ test-fast: install
 # Set-up plus the main job on OV-Shapes: data, tiny CLIP, OV-RCNN, evaluation, control, demo.
 quickstart: install
 	$(PY) tools/quickstart.py
+
+# The browser demo on the quickstart's detector (run `make quickstart` first); ARGS="--port 8000".
+web-demo: install
+	$(PY) tools/web_demo.py --config-file configs/ov_shapes/ovrcnn_clip_rn_frozen.yaml \
+		--weights output/quickstart/ovrcnn/model_final.pth $(ARGS)
 
 # Compile check of the CUDA kernels (they compile here but need a GPU to run).
 # With no GPU visible torch cannot pick an architecture: default to sm_90 (H100/H200).

@@ -2,7 +2,8 @@
 """The main job on the built-in OV-Shapes benchmark, step by step (what `make quickstart` runs).
 
 1. generate OV-Shapes (datasets/ov_shapes), 2. pretrain the tiny CLIP on its image-text pairs,
-3. train OV-RCNN on base-class boxes and masks and evaluate on val (base + novel classes),
+3. train OV-RCNN on base-class boxes and masks and evaluate on val (base + novel classes), with
+   its evaluation report (ovrcnn/report/report.md: per-class AP, curves, confusions, misses),
 4. evaluate the closed-vocabulary control (novel text embeddings replaced by random vectors),
 5. run the demo on a few val images with a custom vocabulary, 6. print a table of the results.
 
@@ -47,6 +48,7 @@ def main() -> None:
     val_json = os.path.join(shapes, "annotations", "instances_val.json")
     clip_ckpt = os.path.join(out, "clip", "model_final.pt")
     detector = os.path.join(out, "ovrcnn")
+    report = os.path.join(detector, "report")
     common = ["VOCABULARY.ANNOTATION_JSON", val_json, "MODEL.TEXT_ENCODER.PRETRAINED", clip_ckpt]
 
     if not os.path.isfile(val_json):
@@ -55,7 +57,14 @@ def main() -> None:
         run(["tools/train_clip.py", "--config-file", CLIP_CONFIG, "OUTPUT_DIR", f"{out}/clip"])
     if not os.path.isfile(os.path.join(detector, "eval_results.json")):
         run(["tools/train_net.py", "--config-file", DETECTOR_CONFIG, "--resume",
-             "OUTPUT_DIR", detector, *common])  # fmt: skip
+             "--report", report, "OUTPUT_DIR", detector, *common])  # fmt: skip
+    if not os.path.isfile(os.path.join(report, "report.md")):
+        # a detector trained before reports existed: its saved val detections, not retrained
+        results = os.path.join(
+            detector, "inference", "ov_shapes_val", "coco_instances_results.json"
+        )
+        run(["tools/evaluate_results.py", "--gt-json", val_json, "--results", results,
+             "--image-root", os.path.join(shapes, "val"), "--report", report])  # fmt: skip
     weights = os.path.join(detector, "model_final.pth")
     control = os.path.join(detector, "control_random_novel.json")
     run(["tools/closed_vocab_control.py", "--config-file", DETECTOR_CONFIG, "--weights", weights,
@@ -66,6 +75,7 @@ def main() -> None:
          "--output", f"{out}/demo", "--custom-vocabulary", DEMO_VOCABULARY,
          "--opts", *common])  # fmt: skip
     print_summary(out, detector, control, time.perf_counter() - start)
+    print(f"evaluation report: {report}/report.md")
 
 
 def _fmt(value: float | None) -> str:
