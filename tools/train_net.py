@@ -155,8 +155,11 @@ def main(args: argparse.Namespace) -> dict[str, Any] | None:
     configured_vocabulary = use_training_vocabulary(model, cfg)
     report_dir = report_folder(cfg, getattr(args, "report", None))
     if args.eval_only:
-        if not cfg.MODEL.WEIGHTS and not (
-            args.resume and _checkpointer(cfg, model).has_checkpoint()
+        # a model with nothing trained of its own (the grounder's cosine baseline) needs none
+        if (
+            not cfg.MODEL.WEIGHTS
+            and not getattr(model, "evaluable_without_weights", False)
+            and not (args.resume and _checkpointer(cfg, model).has_checkpoint())
         ):
             raise SystemExit("--eval-only needs MODEL.WEIGHTS (or --resume with a checkpoint)")
         resume_or_load(_checkpointer(cfg, model), cfg.MODEL.WEIGHTS, resume=args.resume)

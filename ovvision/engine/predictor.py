@@ -190,3 +190,19 @@ class Predictor:
         if not inputs:
             return []
         return [output["instances"].to("cpu") for output in self.model(inputs)]
+
+    @torch.no_grad()
+    def ground(self, image: ImageInput, text: str, top_k: int = 1) -> Instances:
+        """The box, score and mask of a referring expression (a grounding model, e.g.
+        ``OVGrounder``): ``top_k`` boxes, best first, in the image's pixels, on the CPU.
+
+        Raises:
+            TypeError: the model does not ground expressions.
+            ValueError: an empty expression, or one over the text encoder's context length
+                (unless ``MODEL.GROUNDER.TRUNCATE_TEXT``); the message names it.
+        """
+        if not hasattr(self.model, "ground"):
+            raise TypeError(f"{type(self.model).__name__} does not ground expressions")
+        item = {**self.prepare(image), "expressions": [{"text": text}]}
+        (output,) = self.model.ground([item], top_k=top_k)
+        return output["expressions"][0]["instances"].to("cpu")

@@ -1,6 +1,6 @@
 """Evaluation: the evaluator protocol, inference over a dataset, COCO/LVIS open-vocabulary AP.
 
-The explicit imports below register every evaluator type ("coco_ov", "lvis_ov") in
+The explicit imports below register every evaluator type ("coco_ov", "lvis_ov", "grounding") in
 ``EVALUATOR_REGISTRY``, so :func:`build_evaluator` finds them once this package is imported.
 """
 
@@ -22,21 +22,33 @@ from .evaluator import (
     build_evaluator,
     inference_on_dataset,
 )
+from .grounding import (
+    GROUNDING_RESULTS_FILE,
+    GroundingEvaluator,
+    grounding_metrics,
+    grounding_targets,
+    read_grounding_results,
+)
 from .lvis_ov import LVISOpenVocabEvaluator
 
 __all__ = [
     "EVALUATOR_REGISTRY",
     "EVAL_RESULTS_FILE",
+    "GROUNDING_RESULTS_FILE",
     "COCOFormatEvaluator",
     "COCOOpenVocabEvaluator",
     "ClassSplit",
     "DatasetEvaluator",
     "DatasetEvaluators",
+    "GroundingEvaluator",
     "LVISOpenVocabEvaluator",
     "build_evaluator",
+    "grounding_metrics",
+    "grounding_targets",
     "inference_on_dataset",
     "instances_to_coco_results",
     "metadata_arguments",
+    "read_grounding_results",
     "resolve_class_split",
     "save_eval_results",
     "sort_results",

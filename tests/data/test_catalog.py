@@ -13,6 +13,8 @@ BUILTIN = [
     "lvis_v1_train_base", "lvis_v1_val", "ov_shapes_captions_train", "ov_shapes_captions_val",
     "ov_shapes_pretrain_train", "ov_shapes_pretrain_val", "ov_shapes_refexp_train",
     "ov_shapes_refexp_val", "ov_shapes_train_all", "ov_shapes_train_base", "ov_shapes_val",
+    "ov_shapes_refexp_train_base", "refcoco_train", "refcoco_val", "refcoco_testA",
+    "refcoco_testB", "coco_ov_train_captions", "ov_shapes_train_captions",
 ]  # fmt: skip
 
 

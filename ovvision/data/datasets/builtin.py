@@ -13,7 +13,7 @@ from .captions import register_coco_captions
 from .coco_ov import COCO_OV_NOVEL_CLASSES, register_coco_ov_instances
 from .lvis_ov import register_lvis_ov_instances
 from .pretrain_pairs import register_pretrain_pairs
-from .refexp import register_refexp
+from .refexp import register_mdetr_refexp, register_refexp
 
 __all__ = ["default_data_root", "register_all_builtin"]
 
@@ -63,17 +63,30 @@ def register_lvis_ov(root: str) -> None:
         register_lvis_ov_instances(name, os.path.join(root, "lvis", json_name), coco)
 
 
+def register_refcoco(root: str) -> None:
+    """RefCOCO in MDETR's format: ``refcoco_{train,val,testA,testB}`` from
+    ``root/mdetr_annotations/final_refcoco_<split>.json`` on ``root/coco/train2014`` images."""
+    for split in ("train", "val", "testA", "testB"):
+        register_mdetr_refexp(
+            f"refcoco_{split}",
+            os.path.join(root, "mdetr_annotations", f"final_refcoco_{split}.json"),
+            os.path.join(root, "coco", "train2014"),
+        )
+
+
 def register_ov_shapes(root: str, prefix: str = "ov_shapes") -> None:
     """OV-Shapes under ``root/ov_shapes`` (see ``tools/make_ov_shapes.py``).
 
     Registers ``{prefix}_train_base`` (= ``{prefix}_train_captions``), ``{prefix}_train_all``,
     ``{prefix}_val`` (instances with their captions attached), ``{prefix}_captions_{train,val}``,
-    ``{prefix}_refexp_{train,val}`` and ``{prefix}_pretrain_{train,val}``.
+    ``{prefix}_refexp_{train,val}``, ``{prefix}_refexp_train_base`` and
+    ``{prefix}_pretrain_{train,val}``.
     """
     base = os.path.join(root, "ov_shapes")
     ann = os.path.join(base, "annotations")
     for name, json_name, split in (
         ("train_base", "instances_train_base.json", "train"),
+        ("train_captions", "instances_train_base.json", "train"),  # the caption-loss name
         ("train_all", "instances_train_all.json", "train"),
         ("val", "instances_val.json", "val"),
     ):
@@ -85,7 +98,6 @@ def register_ov_shapes(root: str, prefix: str = "ov_shapes") -> None:
         )
     for split in ("train", "val"):
         images = os.path.join(base, split)
-        ("train_captions", "instances_train_base.json", "train"),  # the caption-loss name
         register_coco_captions(
             f"{prefix}_captions_{split}", os.path.join(ann, f"captions_{split}.json"), images
         )
@@ -95,11 +107,19 @@ def register_ov_shapes(root: str, prefix: str = "ov_shapes") -> None:
         register_pretrain_pairs(
             f"{prefix}_pretrain_{split}", os.path.join(ann, f"pretrain_pairs_{split}.json"), images
         )
+    register_refexp(  # grounding training: expressions about base-category objects only
+        f"{prefix}_refexp_train_base",
+        os.path.join(ann, "refexp_train.json"),
+        os.path.join(base, "train"),
+        base_only=True,
+    )
 
 
 def register_all_builtin(root: str | None = None) -> None:
-    """Register COCO-OV, LVIS-OV and OV-Shapes under ``root`` (default: the data root)."""
+    """Register COCO-OV, LVIS-OV, RefCOCO (MDETR format) and OV-Shapes under ``root`` (default:
+    the data root)."""
     root = default_data_root() if root is None else root
     register_coco_ov(root)
     register_lvis_ov(root)
+    register_refcoco(root)
     register_ov_shapes(root)

@@ -11,6 +11,7 @@ from .encoder import (
 from .name_embedder import NameEmbedder, VocabularyLike
 from .prompt_ensemble import cache_key, default_cache_dir, embed_class_prompts
 from .templates import TEMPLATE_SETS, resolve_templates
+from .token_features import ExpressionFeatures, ExpressionTooLongError, encode_expressions
 from .vocabularies import (
     BUILTIN_VOCABULARIES,
     build_vocabulary,
@@ -20,6 +21,8 @@ from .vocabularies import (
 
 __all__ = [
     "BUILTIN_VOCABULARIES",
+    "ExpressionFeatures",
+    "ExpressionTooLongError",
     "PROJECT_MODEL_CONFIG_DIR",
     "TEMPLATE_SETS",
     "NameEmbedder",
@@ -31,6 +34,7 @@ __all__ = [
     "create_text_encoder",
     "default_cache_dir",
     "embed_class_prompts",
+    "encode_expressions",
     "list_text_encoders",
     "register_project_model_configs",
     "resolve_templates",
