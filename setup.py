@@ -69,6 +69,8 @@ setup(
     packages=find_packages(exclude=("tests", "tests.*", "tools", "configs", "datasets")),
     package_data={"ovvision": ["model_configs/*.json"]},
     python_requires=">=3.10",
+    # tools/autolabel.py --ray: Ray Data (pyarrow comes with it) for labelling on a cluster
+    extras_require={"ray": ["ray[data]"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
 )

@@ -11,15 +11,15 @@ from ovvision.data import ImageReadError, read_image
 from ovvision.engine.predictor import Predictor
 from ovvision.structures import Instances
 
-from ._random_detector import CONFIG, OFFLINE_OPTS, save_random_detector
+from ._random_detector import CONFIG, save_random_detector
 
 EXIF_ORIENTATION = 0x0112
 
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory) -> Predictor:
-    weights = save_random_detector(tmp_path_factory.mktemp("detector") / "model.pth")
-    return Predictor(str(CONFIG), str(weights), opts=OFFLINE_OPTS)
+    weights, opts = save_random_detector(tmp_path_factory.mktemp("detector"))
+    return Predictor(str(CONFIG), str(weights), opts=opts)
 
 
 def _image(seed: int, height: int = 96, width: int = 128) -> np.ndarray:

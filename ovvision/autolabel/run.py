@@ -1,0 +1,176 @@
+"""Labelling jobs: one output folder, resumable, run in one process or on Ray Data.
+
+An output folder holds ``job.json`` (the settings it was labelled with), ``shards/`` (the
+labelled images, see :mod:`~ovvision.autolabel.shards`) and, after the merge, the COCO dataset.
+A run labels only the images no shard holds yet, so a killed run is resumed by running it again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+
+from ovvision.utils.file_io import atomic_write
+
+from .inputs import load_image
+from .labeller import Labeller, LabelSettings
+from .shards import FORMATS, labelled_keys, read_shards, write_shard
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "JOB_FILE",
+    "SHARDS_DIR",
+    "JobMismatchError",
+    "open_job",
+    "pending_keys",
+    "run_local",
+    "run_ray",
+]
+
+JOB_FILE = "job.json"
+SHARDS_DIR = "shards"
+
+
+class JobMismatchError(ValueError):
+    """An output folder was labelled with other settings than this run's."""
+
+
+def open_job(output_dir: str, settings: LabelSettings) -> str:
+    """Create ``output_dir`` (or check that its ``job.json`` matches ``settings``); returns its
+    shard folder.
+
+    Raises:
+        JobMismatchError: the folder holds labels made with other settings; the message names
+            the first setting that differs.
+    """
+    shard_dir = os.path.join(output_dir, SHARDS_DIR)
+    os.makedirs(shard_dir, exist_ok=True)
+    path = os.path.join(output_dir, JOB_FILE)
+    wanted = settings.fingerprint()
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            found = json.load(f)
+        for key, value in wanted.items():
+            if found.get(key) != value:
+                raise JobMismatchError(
+                    f"{path}: the folder was labelled with {key}={found.get(key)!r}, this run "
+                    f"asks {key}={value!r}; use another --output, or the same settings to resume"
+                )
+    else:
+        text = json.dumps(wanted, indent=1, sort_keys=True)
+        atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    return shard_dir
+
+
+def pending_keys(keys: list[str], shard_dir: str, retry_skipped: bool = False) -> list[str]:
+    """The keys no shard of ``shard_dir`` holds yet (with ``retry_skipped``, skipped ones too)."""
+    done = labelled_keys(read_shards(shard_dir), retry_skipped)
+    return [k for k in keys if k not in done]
+
+
+def _shard_pattern(runner: str, suffix: str) -> str:
+    """A run's shard names, ``{}`` standing for the shard's index: they sort by the run's start
+    time, so shards read back in the order runs wrote them."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}-{runner}-{uuid.uuid4().hex[:8]}-{{:06d}}{suffix}"
+
+
+def run_local(
+    settings: LabelSettings,
+    keys: list[str],
+    shard_dir: str,
+    fmt: str = "jsonl",
+    shard_size: int = 64,
+) -> int:
+    """Label ``keys`` in this process, writing a shard after every ``shard_size`` images.
+
+    Returns:
+        The number of rows written (labelled and skipped images).
+    """
+    if not keys:
+        return 0
+    labeller = Labeller(settings)
+    pattern = _shard_pattern("local", FORMATS[fmt])
+    written = 0
+    for index, start in enumerate(range(0, len(keys), shard_size)):
+        rows = [labeller.label_key(key) for key in keys[start : start + shard_size]]
+        write_shard(rows, os.path.join(shard_dir, pattern.format(index)))
+        written += len(rows)
+        logger.info("Labelled %d of %d images", written, len(keys))
+    return written
+
+
+def decode_row(row: dict[str, Any], max_pixels: int | None) -> dict[str, Any]:
+    """A Ray task's work: the decoded image of ``row["key"]``, or why it could not be read."""
+    from ovvision.data import ImageReadError
+
+    key = row["key"]
+    try:
+        return {"key": key, "image": load_image(key, max_pixels), "error": ""}
+    except ImageReadError as e:
+        return {"key": key, "image": np.zeros((0, 0, 3), dtype=np.uint8), "error": str(e)}
+
+
+def run_ray(
+    settings: LabelSettings,
+    keys: list[str],
+    shard_dir: str,
+    fmt: str = "jsonl",
+    num_actors: int = 2,
+    batch_size: int = 8,
+    cpus_per_actor: float = 0.75,
+    gpus_per_actor: float = 0.0,
+    cpus_per_read: float = 0.25,
+) -> int:
+    """Label ``keys`` on the running Ray instance (``ray.init`` first; the local one if none).
+
+    Ray tasks (``cpus_per_read`` CPUs each) read and decode the images; a pool of
+    ``num_actors`` actors (``cpus_per_actor`` CPUs and ``gpus_per_actor`` GPUs each), each with
+    one :class:`Labeller` (so one model), labels them in batches of ``batch_size``; Ray's writers
+    put the rows in shards of ``fmt``. Ray Data restarts a dead actor and retries its batches, so
+    a worker lost mid-run costs time, not images.
+
+    Returns:
+        The number of images sent (labelled and skipped).
+    """
+    import ray
+    from ray.data.datasource import FilenameProvider
+
+    if not keys:
+        return 0
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False)
+    max_pixels = settings.config.INPUT.MAX_IMAGE_PIXELS
+    items = [{"key": k} for k in keys]
+    dataset = ray.data.from_items(items, override_num_blocks=max(1, -(-len(keys) // batch_size)))
+    # Other resources than the actors' keep the reading tasks a stage of their own (Ray fuses
+    # stages with equal resources into the actors).
+    dataset = dataset.map(decode_row, fn_kwargs={"max_pixels": max_pixels}, num_cpus=cpus_per_read)
+    dataset = dataset.map_batches(
+        Labeller,
+        fn_constructor_kwargs={"settings": settings},
+        batch_size=batch_size,
+        zero_copy_batch=False,  # the model gets writable arrays
+        concurrency=num_actors,
+        num_cpus=cpus_per_actor,
+        num_gpus=gpus_per_actor,
+    )
+    pattern = _shard_pattern("ray", FORMATS[fmt])
+
+    class ShardNames(FilenameProvider):
+        def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+            return pattern.format(task_index)
+
+    names = ShardNames()
+    if fmt == "parquet":
+        dataset.write_parquet(shard_dir, filename_provider=names)
+    else:
+        dataset.write_json(shard_dir, filename_provider=names)
+    return len(keys)
