@@ -12,7 +12,7 @@ PKG_STAMP := $(VENV)/.pkg-$(PKG_HASH)
 TORCH_PINS := $(shell grep -E '^(torch|torchvision)==' requirements.txt)
 PYTEST_ARGS ?=
 
-.PHONY: install lint format test test-fast test-fallback quickstart web-demo build-cuda bench clean
+.PHONY: install lint format test test-fast test-fallback quickstart web-demo build-cuda bench bench-model clean
 
 # The web demo's browser test drives Debian's chromium through Playwright (Playwright's own
 # browser download needs the network, so `playwright install` is never run).
@@ -78,6 +78,11 @@ build-cuda: install
 # ovvision's ops against torchvision on the same inputs, side by side (CPU; add ARGS="--device cuda").
 bench: install
 	$(PY) tools/benchmark_ops.py --json output/benchmark_ops.json $(ARGS)
+
+# The whole OV-RCNN against torchvision's Mask R-CNN: inference and training steps, side by side
+# (CPU, 2 threads, about 10 minutes; ARGS="--device cuda" on a GPU, tools/gpu_check.sh for all).
+bench-model: install
+	$(PY) tools/benchmark_model.py --json output/benchmark_model.json $(ARGS)
 
 clean:
 	rm -rf build *.egg-info ovvision/_C*.so

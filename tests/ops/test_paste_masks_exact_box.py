@@ -146,3 +146,28 @@ def test_opcheck_exact_box():
             torch.ops.ovvision.paste_masks.default,
             (masks[:, None], boxes, 20, 30, 1, threshold, True),
         )
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(
+    not (
+        torch.cuda.is_available()
+        and torch._C._dispatch_has_kernel_for_dispatch_key("ovvision::paste_masks", "CUDA")
+    ),
+    reason="needs a GPU and ovvision._C built with CUDA",
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_cuda_exact_box_equals_the_cpu_kernel(dtype):
+    masks, boxes = _masks_and_boxes(50, 10)
+    masks = masks.to(dtype)[:, None]
+    for threshold in (None, 0.5):
+        cpu = paste_masks(masks, boxes, (HEIGHT, WIDTH), threshold=threshold, exact_box=True)
+        gpu = paste_masks(
+            masks.cuda(), boxes.cuda(), (HEIGHT, WIDTH), threshold=threshold, exact_box=True
+        ).cpu()
+        assert gpu.dtype == cpu.dtype
+        if threshold is None:
+            atol = {torch.float32: 1e-6, torch.float64: 1e-12}.get(dtype, 1e-2)
+            torch.testing.assert_close(gpu.float(), cpu.float(), atol=atol, rtol=0)
+        else:
+            assert (gpu != cpu).float().mean() < 1e-4
