@@ -75,11 +75,10 @@ def pending_keys(keys: list[str], shard_dir: str, retry_skipped: bool = False) -
     return [k for k in keys if k not in done]
 
 
-def _shard_pattern(runner: str, suffix: str) -> str:
+def _shard_pattern(runner: str, run_id: str, suffix: str) -> str:
     """A run's shard names, ``{}`` standing for the shard's index: they sort by the run's start
     time, so shards read back in the order runs wrote them."""
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    return f"{stamp}-{runner}-{uuid.uuid4().hex[:8]}-{{:06d}}{suffix}"
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{runner}-{run_id}-{{:06d}}{suffix}"
 
 
 def run_local(
@@ -97,7 +96,7 @@ def run_local(
     if not keys:
         return 0
     labeller = Labeller(settings)
-    pattern = _shard_pattern("local", FORMATS[fmt])
+    pattern = _shard_pattern("local", uuid.uuid4().hex, FORMATS[fmt])
     written = 0
     for index, start in enumerate(range(0, len(keys), shard_size)):
         rows = [labeller.label_key(key) for key in keys[start : start + shard_size]]
@@ -162,11 +161,12 @@ def run_ray(
         num_cpus=cpus_per_actor,
         num_gpus=gpus_per_actor,
     )
-    pattern = _shard_pattern("ray", FORMATS[fmt])
+    stamp = time.strftime("%Y%m%dT%H%M%S")
 
     class ShardNames(FilenameProvider):
+        # Ray's writers want the write's id in each name (a retried task rewrites its own file)
         def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
-            return pattern.format(task_index)
+            return f"{stamp}-ray-{write_uuid}-{task_index:06d}{FORMATS[fmt]}"
 
     names = ShardNames()
     if fmt == "parquet":

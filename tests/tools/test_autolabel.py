@@ -337,7 +337,7 @@ def test_ray_pool_survives_a_killed_worker_and_matches_one_process(world, tmp_pa
     def kill_one_worker_mid_run() -> None:
         while "done" not in killed:
             seen.update(_labeller_pids())
-            written = len(list(shards.glob("*.jsonl"))) if shards.is_dir() else 0
+            written = len(list(shards.glob("*.parquet"))) if shards.is_dir() else 0
             if "pid" not in killed and written >= 1 and seen:
                 pid = sorted(seen)[0]
                 os.kill(pid, signal.SIGKILL)
@@ -347,17 +347,19 @@ def test_ray_pool_survives_a_killed_worker_and_matches_one_process(world, tmp_pa
     watcher = threading.Thread(target=kill_one_worker_mid_run)
     watcher.start()
     try:
-        code, log = _in_process(_autolabel_args(world, output, "--ray", "--ray-batch-size", "1"))
+        ray_args = ("--ray", "--ray-batch-size", "1", "--format", "parquet")
+        code, log = _in_process(_autolabel_args(world, output, *ray_args))
         assert code == 0, log[-4000:]
     finally:
         killed["done"] = True
         watcher.join()
         ray.shutdown()
     assert "pid" in killed, "no Labeller worker was found to kill"
-    final_shards = len(list(shards.glob("*.jsonl")))
+    final_shards = len(list(shards.glob("*.parquet")))
     assert final_shards > killed["shards_before"], "the worker was killed after the last shard"
     assert len(seen) > 2, f"no actor was restarted after the kill (saw {sorted(seen)})"
     keys = [row["key"] for row in read_shards(str(shards))]
     assert len(keys) == len(set(keys)) == NUM_IMAGES + 1  # nothing lost, nothing twice
+    # Parquet shards from Ray merge to the bytes that one process's JSON-lines shards give
     for name in ("instances.json", "skipped.txt"):
         assert (output / name).read_bytes() == (world["output"] / name).read_bytes(), name
