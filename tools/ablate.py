@@ -25,8 +25,10 @@ continues from its last checkpoint. Each run folder keeps the arguments it was s
 Writes ``DIR/ablation.json`` (per variant and seed: box and mask AP, AP50, AP50-base,
 AP50-novel, wall time of train_net.py, status ok/failed and the end of the log of a failed
 run), ``DIR/ablation.md`` (mean ± sample standard deviation over seeds and the difference to the
-baseline) and ``DIR/ablation.png`` (box AP50-base and AP50-novel per variant, std error bars),
-after every run. With several test datasets the metrics are those of the first one in the
+baseline, with a link to each run's evaluation report) and ``DIR/ablation.png`` (box AP50-base
+and AP50-novel per variant, std error bars), after every run. Each run writes its evaluation
+report (``train_net.py --report``) into ``DIR/<variant>/seed<seed>/report/``.
+With several test datasets the metrics are those of the first one in the
 run's ``DATASETS.TEST``. Exits 1 if any run failed, after writing the reports.
 """
 
@@ -160,7 +162,7 @@ class Run:
         return [
             sys.executable, str(REPO / "tools" / "train_net.py"), "--config-file",
             self.config_file, "--num-gpus", str(num_gpus), "--resume",
-            *self.opts, "OUTPUT_DIR", str(self.folder),
+            "--report", str(self.folder / "report"), *self.opts, "OUTPUT_DIR", str(self.folder),
         ]  # fmt: skip
 
     def arguments(self) -> dict[str, Any]:
@@ -365,7 +367,14 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Variants", ""]
     for v in variants:
         overrides = f"`{shlex.join(v['overrides'])}`" if v["overrides"] else "the config as it is"
-        lines.append(f"- {v['name']}: {overrides}")
+        reports = [
+            f"[seed {r['seed']}]({v['name']}/seed{r['seed']}/report/report.md)"
+            for r in v["runs"]
+            if r.get("output_dir") and (Path(r["output_dir"]) / "report" / "report.md").is_file()
+        ]
+        lines.append(
+            f"- {v['name']}: {overrides}" + (f"; reports: {', '.join(reports)}" if reports else "")
+        )
     if report["overrides"]:
         lines.append(f"- every run: `{shlex.join(report['overrides'])}`")
     failed = [(v["name"], r) for v in variants for r in v["runs"] if r["status"] == "failed"]

@@ -124,6 +124,10 @@ def test_ablate_variants_seeds_reports_resume_and_failure(tmp_path):
 
     # The tables equal the mean, sample std and difference to the baseline computed here.
     md = (out / "ablation.md").read_text()
+    # each successful run wrote its evaluation report, and the variant list links it
+    for name in ("baseline", "bs32"):
+        assert (out / name / "seed1" / "report" / "report.md").is_file()
+        assert f"[seed 1]({name}/seed1/report/report.md)" in md
     checked_std = []
     for task, title in (("bbox", "Box (bbox)"), ("segm", "Mask (segm)")):
         table = _table(md, title)
