@@ -237,6 +237,8 @@ def test_browser_uploads_an_image_and_a_fake_one(tiny_detector, tmp_path):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            requests: list[str] = []
+            page.on("request", lambda request: requests.append(request.url))
             page.goto(url)
             page.set_input_files("#upload input[type=file]", str(tiny_detector["image"]))
             page.fill("#vocabulary textarea", ", ".join(tiny_detector["classes"]))
@@ -261,6 +263,9 @@ def test_browser_uploads_an_image_and_a_fake_one(tiny_detector, tmp_path):
             page.wait_for_function("document.querySelector('#status').innerText.includes('Error')")
             assert "notes.png is not an image" in page.inner_text("#status")
             browser.close()
+        # the page fetched nothing from the web (fonts, scripts, analytics)
+        elsewhere = [u for u in requests if not u.startswith((url, "data:", "blob:"))]
+        assert requests and not elsewhere, elsewhere
     finally:
         server.terminate()
         server.wait(timeout=30)
