@@ -2,9 +2,12 @@
 
 A mode is built once per server from a config and weights (the model loads once) and then
 called per request. ``detect`` (an open-vocabulary detector through the Predictor) is built in;
-``ground`` (a referring expression) and ``name`` (open-ended naming) appear when a package
-registers a builder under that name in :data:`DEMO_MODE_REGISTRY` and the user passes its model
-(``tools/web_demo.py --mode ground CONFIG WEIGHTS``).
+``ground`` (a referring expression) and ``name`` (open-ended naming) appear when a builder is
+registered under that name in :data:`DEMO_MODE_REGISTRY` and the user passes its model
+(``tools/web_demo.py --mode ground CONFIG WEIGHTS``). A new mode goes in its own module of this
+package (``ground.py``: a class with ``name``, ``text_label`` and ``__call__`` returning a
+:class:`DemoResult`, and a ``@DEMO_MODE_REGISTRY.register()`` builder), imported in the
+package's ``__init__``.
 """
 
 from __future__ import annotations

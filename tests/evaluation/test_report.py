@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ovvision.evaluation import COCOOpenVocabEvaluator
+from ovvision.evaluation import COCOOpenVocabEvaluator, LVISOpenVocabEvaluator
 from ovvision.evaluation.coco_metrics import load_coco_gt, per_class_ap, run_coco_eval
 from ovvision.reports import (
     count_confusions,
@@ -22,7 +22,7 @@ from ovvision.reports import (
 )
 from ovvision.reports.figures import image_grid_size, per_class_ap_size
 
-from ._fixtures import make_coco_gt, make_predictions, read_json, write_json
+from ._fixtures import make_coco_gt, make_lvis_gt, make_predictions, read_json, write_json
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "evaluate_results.py"
 
@@ -172,3 +172,16 @@ def test_evaluate_results_tool_writes_a_report_with_the_json_numbers(tmp_path):
         assert f"| {task} | " + " | ".join(cells) + " |" in text
     assert (out / "pr_curves_segm.png").is_file()
     assert "grid of images is not drawn" in text  # --gt-json without --image-root
+
+
+def test_report_of_an_lvis_evaluation(tmp_path):
+    gt = make_lvis_gt(seed=3, num_images=6)
+    evaluator = LVISOpenVocabEvaluator(gt_json=write_json(tmp_path / "lvis.json", gt))
+    metrics = evaluator.evaluate_results(make_predictions(gt, seed=4), ("bbox",))
+    text = Path(write_detection_report(evaluator.last_snapshot, metrics, tmp_path / "r")).read_text(
+        encoding="utf-8"
+    )
+    assert f"| bbox | {metrics['bbox']['AP']:.2f} |" in text and "APr" in text
+    rows = _report_rows(text, "bbox")
+    expected = evaluator.last_snapshot.tasks["bbox"].per_class_ap
+    assert len(rows) == len(expected)
