@@ -82,6 +82,19 @@ class CaptionDecoder(nn.Module):
         Returns:
             ``Tensor[B, L, V]``: at position t, the logits of token t + 1.
         """
+        return self.hidden(memory, memory_pad, tokens) @ self.token_embed.weight.t()
+
+    def next_token_logits(
+        self, memory: torch.Tensor, memory_pad: torch.Tensor, tokens: torch.Tensor
+    ) -> torch.Tensor:
+        """``Tensor[B, V]``: the logits of the token after ``tokens`` (decoding)."""
+        return self.hidden(memory, memory_pad, tokens)[:, -1] @ self.token_embed.weight.t()
+
+    def hidden(
+        self, memory: torch.Tensor, memory_pad: torch.Tensor, tokens: torch.Tensor
+    ) -> torch.Tensor:
+        """``Tensor[B, L, H]`` normalised decoder states (:meth:`forward` before the output
+        projection)."""
         length = tokens.shape[1]
         if length > self.max_length:
             raise ValueError(f"{length} tokens exceed the decoder's max_length {self.max_length}")
@@ -92,12 +105,15 @@ class CaptionDecoder(nn.Module):
         x = self.decoder(
             x, memory, tgt_mask=causal, tgt_is_causal=True, memory_key_padding_mask=pad
         )
-        return self.norm(x) @ self.token_embed.weight.t()
+        return self.norm(x)
 
     def teacher_forced_loss(
         self, regions: torch.Tensor, region_mask: torch.Tensor, tokens: torch.Tensor, end: int
     ) -> torch.Tensor:
         """Mean cross-entropy of each next token up to and including the end token.
+
+        Only positions with a target are projected onto the vocabulary, and the batch is cut
+        after its longest caption: the output projection is most of the cost.
 
         Args:
             regions, region_mask: see :meth:`encode_memory`.
@@ -107,11 +123,13 @@ class CaptionDecoder(nn.Module):
         Returns:
             A scalar; with B = 0 an exact zero that still reaches every parameter.
         """
+        before_end = (tokens == end).cumsum(dim=1) == 0  # start and text tokens
+        length = int(before_end.sum(dim=1).max()) + 1 if len(tokens) else 2
+        tokens = tokens[:, : max(length, 2)]
         memory, pad = self.encode_memory(regions, region_mask)
-        logits = self(memory, pad, tokens[:, :-1])
-        target = tokens[:, 1:].clone()
-        after_end = (tokens[:, :-1] == end).cumsum(dim=1) > 0
-        target[after_end] = -100
-        if target.numel() == 0:
+        states = self.hidden(memory, pad, tokens[:, :-1])
+        targets = before_end[:, : tokens.shape[1] - 1]  # the input is no end: its next is a target
+        logits = states[targets] @ self.token_embed.weight.t()
+        if len(logits) == 0:
             return logits.sum()
-        return F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
+        return F.cross_entropy(logits, tokens[:, 1:][targets])

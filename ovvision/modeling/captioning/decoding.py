@@ -34,7 +34,7 @@ def greedy_decode(
     tokens = torch.full((len(regions), 1), start, dtype=torch.int64, device=regions.device)
     done = torch.zeros(len(regions), dtype=torch.bool, device=regions.device)
     while tokens.shape[1] < max_length and not bool(done.all()):
-        step = decoder(memory, pad, tokens)[:, -1].argmax(dim=-1)
+        step = decoder.next_token_logits(memory, pad, tokens).argmax(dim=-1)
         step = torch.where(done, torch.full_like(step, end), step)
         tokens = torch.cat([tokens, step[:, None]], dim=1)
         done |= step == end
@@ -87,7 +87,8 @@ def _beam_one(
     finished: list[tuple[float, list[int]]] = []
     while len(finished) < beam_size and len(beams):
         n = len(beams)
-        logp = decoder(memory.expand(n, -1, -1), pad.expand(n, -1), beams)[:, -1].log_softmax(-1)
+        logits = decoder.next_token_logits(memory.expand(n, -1, -1), pad.expand(n, -1), beams)
+        logp = logits.log_softmax(dim=-1)
         total = (scores[:, None] + logp).flatten()
         top = total.topk(min(beam_size, total.numel())).indices
         rows, words = top // logp.shape[1], top % logp.shape[1]
