@@ -1,4 +1,5 @@
-"""Caption grounding (CGG): the loss by hand, empty images and captions, two gloo processes."""
+"""Caption grounding (CGG): the loss by hand, empty images and captions, two gloo processes
+(the gathered loss, and a whole CGG model under DDP)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ovvision.engine import launch
+from ovvision.engine import create_ddp_model, launch
 from ovvision.modeling import build_model
 from ovvision.modeling.losses import RegionLossInputs
 from ovvision.modeling.losses.caption_grounding import (
@@ -27,6 +28,15 @@ from ovvision.utils import comm
 from ..helpers import TINY_CLIP, make_item, tiny_config
 
 GROUNDING = ("MODEL.ROI_HEADS.AUXILIARY_LOSSES", '["CaptionGroundingLoss"]')
+CGG = (
+    "MODEL.ROI_HEADS.AUXILIARY_LOSSES", '["CaptionGroundingLoss", "CaptionGenerationLoss"]',
+    "MODEL.CAPTION_GROUNDING.REGIONS_PER_IMAGE", "4",
+    "MODEL.CAPTION_GENERATION.REGIONS_PER_IMAGE", "4",
+    "MODEL.CAPTION_GENERATION.HIDDEN_DIM", "32",
+    "MODEL.CAPTION_GENERATION.NUM_LAYERS", "1",
+    "MODEL.CAPTION_GENERATION.NUM_HEADS", "2",
+    "MODEL.CAPTION_GENERATION.MAX_LENGTH", "12",
+)  # fmt: skip
 
 
 def _unit(*values: float) -> list[float]:
@@ -134,10 +144,35 @@ def _gloo_worker(output_dir: str) -> None:
     embeddings = EMBEDDINGS[_rows(images)].clone().requires_grad_()
     loss = _loss_module()(_inputs(embeddings, images))["loss_caption_grounding"]
     loss.backward()
-    gathered = comm.all_gather({"loss": loss.item(), "grad": embeddings.grad.tolist()})
+    result = {"loss": loss.item(), "grad": embeddings.grad.tolist()}
+    result.update(_ddp_cgg_steps(rank))
+    gathered = comm.all_gather(result)
     if comm.is_main_process():
         with open(os.path.join(output_dir, "gloo.json"), "w") as f:
             json.dump(gathered, f)
+
+
+def _ddp_cgg_steps(rank: int) -> dict[str, float]:
+    """Two DDP steps of a model with both CGG losses; rank 1 has no caption at all."""
+    torch.manual_seed(0)
+    cfg = tiny_config(*CGG)
+    model = create_ddp_model(build_model(cfg), broadcast_buffers=False)  # no unused parameters
+    if rank == 0:
+        batch = [dict(make_item(boxes=[[4, 6, 40, 30]], classes=[1]), captions=["a square"]),
+                 dict(make_item(seed=3), captions=["a circle and a star"])]  # fmt: skip
+    else:
+        batch = [make_item(seed=5)]
+    model.train()
+    for _ in range(2):
+        model.zero_grad()
+        losses = model(batch)
+        sum(losses.values()).backward()
+    decoder = model.module.roi_heads.auxiliary_losses[1].decoder
+    return {
+        "grounding": losses["loss_caption_grounding"].item(),
+        "generation": losses["loss_caption_generation"].item(),
+        "decoder_grad": float(sum(p.grad.abs().sum() for p in decoder.parameters())),
+    }
 
 
 @pytest.mark.slow  # two spawned processes import ovvision: ~30 s on 2 shared cores
@@ -157,6 +192,13 @@ def test_two_gloo_processes_equal_one_process_holding_the_whole_batch(tmp_path):
         expected = embeddings.grad[_rows(range(3 * rank, 3 * rank + 3))]
         assert torch.allclose(grad, expected, atol=1e-6)
         assert expected.abs().sum() > 0  # each rank holds a pair
+    # a whole model under DDP: rank 1 has no caption, yet no parameter is left without gradient
+    # (DDP would raise), its grounding loss is the gathered batch's, its generation loss zero
+    assert ranks[0]["grounding"] > 0
+    assert ranks[1]["grounding"] == pytest.approx(ranks[0]["grounding"])
+    assert ranks[0]["generation"] > 0 and ranks[1]["generation"] == 0.0
+    assert ranks[0]["decoder_grad"] > 0
+    assert ranks[1]["decoder_grad"] == pytest.approx(ranks[0]["decoder_grad"])
 
 
 def test_images_without_captions_give_an_exact_zero_that_reaches_every_parameter():
