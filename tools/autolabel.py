@@ -186,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if counts["images"] == 0:
         _fail(f"no image could be labelled; the reasons are in {args.output}/skipped.txt")
+    if not counts["image_root"]:
+        logger.info("The images are URLs: copy them to a folder to train on them")
+        return 0
     logger.info(
         "Train on it: python tools/train_net.py --config-file CONFIG %s",
         train_hint(os.path.abspath(args.output), counts["image_root"]),

@@ -75,10 +75,10 @@ def pending_keys(keys: list[str], shard_dir: str, retry_skipped: bool = False) -
     return [k for k in keys if k not in done]
 
 
-def _shard_pattern(runner: str, run_id: str, suffix: str) -> str:
-    """A run's shard names, ``{}`` standing for the shard's index: they sort by the run's start
-    time, so shards read back in the order runs wrote them."""
-    return f"{time.strftime('%Y%m%dT%H%M%S')}-{runner}-{run_id}-{{:06d}}{suffix}"
+def _shard_name(stamp: str, runner: str, run_id: str, index: int, suffix: str) -> str:
+    """A shard's file name: names sort by the run's start ``stamp``, so shards read back in the
+    order runs wrote them."""
+    return f"{stamp}-{runner}-{run_id}-{index:06d}{suffix}"
 
 
 def run_local(
@@ -96,11 +96,12 @@ def run_local(
     if not keys:
         return 0
     labeller = Labeller(settings)
-    pattern = _shard_pattern("local", uuid.uuid4().hex, FORMATS[fmt])
+    stamp, run_id = time.strftime("%Y%m%dT%H%M%S"), uuid.uuid4().hex
     written = 0
     for index, start in enumerate(range(0, len(keys), shard_size)):
         rows = [labeller.label_key(key) for key in keys[start : start + shard_size]]
-        write_shard(rows, os.path.join(shard_dir, pattern.format(index)))
+        name = _shard_name(stamp, "local", run_id, index, FORMATS[fmt])
+        write_shard(rows, os.path.join(shard_dir, name))
         written += len(rows)
         logger.info("Labelled %d of %d images", written, len(keys))
     return written
@@ -166,7 +167,7 @@ def run_ray(
     class ShardNames(FilenameProvider):
         # Ray's writers want the write's id in each name (a retried task rewrites its own file)
         def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
-            return f"{stamp}-ray-{write_uuid}-{task_index:06d}{FORMATS[fmt]}"
+            return _shard_name(stamp, "ray", write_uuid, task_index, FORMATS[fmt])
 
     names = ShardNames()
     if fmt == "parquet":
