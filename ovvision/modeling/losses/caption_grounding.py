@@ -234,7 +234,10 @@ class CaptionGroundingLoss(AuxiliaryLoss):
         # one caption per image (the mapper samples one per step in training)
         found = [self.nouns(c[0]) if c else None for c in inputs.captions]
         nouns = [
-            self.noun_embeddings(f, device) if f else embeddings.new_zeros(0, dim) for f in found
+            self.noun_embeddings(f, device).to(embeddings.dtype)
+            if f
+            else embeddings.new_zeros(0, dim)
+            for f in found
         ]
         sizes = torch.tensor([len(regions), max(map(len, regions), default=0),
                               max(map(len, nouns), default=0)])  # fmt: skip
