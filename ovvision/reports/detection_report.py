@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ovvision.evaluation.snapshot import EvaluationSnapshot
-from ovvision.utils.visualizer import ClassPalette, draw_instances
+from ovvision.utils.visualizer import DEFAULT_MIN_DRAW_SIZE, ClassPalette, draw_instances
 
 from .analysis import count_confusions, match_images, missed_objects, pr_curve
 from .figures import plot_image_grid, plot_per_class_ap, plot_pr_curves
@@ -218,6 +218,7 @@ def _draw_missed(
         [label for label, _, _ in items],
         [0] * len(items),
         colors=[palette(names.get(c, str(c))) for _, _, c in items],
+        min_size=DEFAULT_MIN_DRAW_SIZE,
     )
     return drawn.permute(1, 2, 0).numpy()
 

@@ -143,7 +143,7 @@ def draw_instances(
     num_classes: int | None = None,
     *,
     colors: Sequence[tuple[int, int, int]] | None = None,
-    min_size: int = DEFAULT_MIN_DRAW_SIZE,
+    min_size: int = 0,
 ) -> torch.Tensor:
     """Draw instances on an image, enlarged first when it is small.
 
@@ -156,7 +156,8 @@ def draw_instances(
         num_classes: size of the index palette (default: ``max(classes) + 1``).
         colors: N RGB colours (e.g. from a :class:`ClassPalette`), overriding ``classes``.
         min_size: enlarge (nearest neighbour, by an integer factor) until the longer side is at
-            least this many pixels; 0 draws at the input's size.
+            least this many pixels (:data:`DEFAULT_MIN_DRAW_SIZE` suits 128-pixel OV-Shapes
+            images); 0 (the default) draws at the input's size.
 
     Returns:
         ``uint8 Tensor[3, s*H, s*W]`` with ``s`` = :func:`drawing_scale`.

@@ -24,7 +24,7 @@ import torch
 from ovvision.evaluation.coco_results import instances_to_coco_results
 from ovvision.structures import Instances, Vocabulary
 from ovvision.utils.registry import Registry
-from ovvision.utils.visualizer import ClassPalette, draw_instances
+from ovvision.utils.visualizer import DEFAULT_MIN_DRAW_SIZE, ClassPalette, draw_instances
 
 from .inputs import DEFAULT_LIMITS, DemoLimits, parse_vocabulary
 
@@ -88,6 +88,7 @@ def draw_result(
         classes,
         masks,
         colors=[palette(names[c]) for c in classes],
+        min_size=DEFAULT_MIN_DRAW_SIZE,
     )
     rows = [
         [names[c], round(s, 4), *[round(v, 1) for v in box]]

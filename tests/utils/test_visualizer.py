@@ -21,7 +21,7 @@ def test_small_images_are_enlarged_for_drawing():
     assert drawn.shape == (3, 512, 384) and drawn.dtype == torch.uint8
     # the box outline lands at the enlarged coordinates
     assert (drawn[:, 100, 40:160] != 128).any() and (drawn[:, 300, 300] == 128).all()
-    assert draw_instances(image, boxes, ["star"], [0], min_size=0).shape == (3, 128, 96)
+    assert draw_instances(image, boxes, ["star"], [0]).shape == (3, 128, 96)  # default: as is
     assert draw_instances(image, boxes[:0], [], [], min_size=512).shape == (3, 512, 384)
 
 
