@@ -65,10 +65,13 @@ test-fast: install
 quickstart: install
 	$(PY) tools/quickstart.py
 
-# The browser demo on the quickstart's detector (run `make quickstart` first); ARGS="--port 8000".
+# The browser demo on the quickstart's detector (run `make quickstart` first), with the ground
+# mode when configs/ov_shapes/ovgrounder.yaml has been trained; ARGS="--port 8000".
+GROUNDER_WEIGHTS := output/ov_shapes/ovgrounder/model_final.pth
 web-demo: install
 	$(PY) tools/web_demo.py --config-file configs/ov_shapes/ovrcnn_clip_rn_frozen.yaml \
-		--weights output/quickstart/ovrcnn/model_final.pth $(ARGS)
+		--weights output/quickstart/ovrcnn/model_final.pth \
+		$(if $(wildcard $(GROUNDER_WEIGHTS)),--mode ground configs/ov_shapes/ovgrounder.yaml $(GROUNDER_WEIGHTS)) $(ARGS)
 
 # Compile check of the CUDA kernels (they compile here but need a GPU to run).
 # With no GPU visible torch cannot pick an architecture: default to sm_90 (H100/H200).

@@ -61,7 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-upload-mb", type=float, default=10.0)
     p.add_argument("--max-pixels", type=int, default=4096 * 4096)
     p.add_argument("--max-classes", type=int, default=100)
-    p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
+    p.add_argument(
+        "--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides of every mode"
+    )
     return p.parse_args(argv)
 
 
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, config, weights in args.mode:
         require_file(config, f"--mode {name} CONFIG")
         require_file(weights, f"--mode {name} WEIGHTS")
-        modes[name] = build_demo_mode(name, config, weights, (), limits)
+        modes[name] = build_demo_mode(name, config, weights, args.opts, limits)
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="ovvision_web_demo_")
     examples = example_images(args.examples_json, NUM_EXAMPLES)
     demo = WebDemo(modes, limits, work_dir, examples, threshold=args.threshold)

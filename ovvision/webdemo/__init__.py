@@ -1,10 +1,12 @@
 """The browser demo: a Gradio page over the project's models (``tools/web_demo.py``).
 
 :mod:`.inputs` checks what a browser sends, :mod:`.modes` holds what a request runs (the
-``detect`` mode and the registry where ``ground`` and ``name`` modes plug in), :mod:`.app` the
-page and the server. Importing this package does not import Gradio.
+``detect`` mode and the registry where other modes plug in), :mod:`.ground` the ``ground`` mode
+(referring expressions), :mod:`.app` the page and the server. Importing this package does not
+import Gradio.
 """
 
+from .ground import GroundMode
 from .inputs import DemoInputError, DemoLimits, parse_vocabulary, read_upload
 from .modes import DEMO_MODE_REGISTRY, DemoMode, DemoResult, DetectMode, build_demo_mode
 
@@ -15,6 +17,7 @@ __all__ = [
     "DemoMode",
     "DemoResult",
     "DetectMode",
+    "GroundMode",
     "build_demo_mode",
     "parse_vocabulary",
     "read_upload",

@@ -34,6 +34,7 @@ from ovvision.webdemo import (
     DemoLimits,
     DemoResult,
     DetectMode,
+    GroundMode,
     build_demo_mode,
     parse_vocabulary,
     read_upload,
@@ -42,6 +43,7 @@ from ovvision.webdemo.app import WebDemo
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "ov_shapes" / "ovrcnn_clip_frozen.yaml"
+GROUNDER_CONFIG = ROOT / "configs" / "ov_shapes" / "ovgrounder.yaml"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -187,8 +189,38 @@ def test_web_demo_runs_modes_and_reports_bad_inputs(tiny_detector, detect_mode, 
     assert refused[:3] == (None, [], None)
     assert refused[3].startswith("**Error:** fake.png is not an image this demo can read")
     assert demo.run(image, "star", 0.5, "ground")[3].startswith("**Error:** Unknown mode 'ground'")
-    with pytest.raises(KeyError, match=r"no web-demo mode 'ground'.*'detect'"):
-        build_demo_mode("ground", str(CONFIG), str(tiny_detector["weights"]))
+    with pytest.raises(KeyError, match=r"no web-demo mode 'name'.*'detect', 'ground'"):
+        build_demo_mode("name", str(CONFIG), str(tiny_detector["weights"]))
+
+
+def test_ground_mode_boxes_an_expression(tiny_detector, detect_mode, tmp_path):
+    """A randomly initialised OVGrounder: one box for the expression, labelled with it."""
+    root = tiny_detector["root"]
+    opts = [
+        *_opts(root),
+        "MODEL.GROUNDER.DETECTOR_WEIGHTS",
+        "",
+        "MODEL.CLIP_BOX_EMBEDDER.SOURCE",
+        "crops",
+    ]
+    cfg = get_cfg()
+    cfg.merge_from_file(str(GROUNDER_CONFIG))
+    cfg.merge_from_list(opts)
+    torch.manual_seed(0)
+    Checkpointer(build_model(cfg), str(tmp_path)).save("grounder")
+    mode = build_demo_mode("ground", str(GROUNDER_CONFIG), str(tmp_path / "grounder.pth"), opts)
+    image = np.array(Image.open(tiny_detector["image"]).convert("RGB"))
+    result = mode(image, "  the  red star ", 0.0)
+    assert [row[0] for row in result.rows] == ["the red star"]
+    assert result.coco[0]["category_name"] == "the red star"
+    assert result.image.shape == (512, 512, 3)
+    assert mode(image, "the red star", 1.01).rows == []
+    with pytest.raises(DemoInputError, match="Type the expression"):
+        mode(image, "  ", 0.0)
+    with pytest.raises(DemoInputError, match="characters"):
+        mode(image, "star " * 500, 0.0)
+    with pytest.raises(ValueError, match="does not ground expressions"):
+        GroundMode(detect_mode.predictor)
 
 
 def _free_port() -> int:
