@@ -231,12 +231,12 @@ def write_evaluator_report(
     dataset_name: str | None = None,
     image_root: str | os.PathLike | None = None,
     min_score: float = 0.3,
-) -> str | None:
-    """The report of an evaluator's last ``evaluate()``, if it keeps what a report needs.
+) -> str:
+    """The report of an evaluator's last ``evaluate()``.
 
     Args:
-        evaluator: a COCO-format evaluator (with ``last_snapshot``); others are skipped with a
-            warning naming their type.
+        evaluator: a COCO-format evaluator (with ``last_snapshot``: the full report); for any
+            other (grounding, naming) the report of its metrics (:func:`write_metrics_report`).
         metrics: what its ``evaluate()`` returned.
         output_dir: the report folder.
         dataset_name: a registered dataset: its name titles the report and its metadata's
@@ -245,12 +245,16 @@ def write_evaluator_report(
         min_score: see :func:`write_detection_report`.
 
     Returns:
-        The report's path, or None when none was written.
+        The report's path.
     """
     snapshot = getattr(evaluator, "last_snapshot", None)
     if snapshot is None:
-        logger.warning("No report: %s keeps no evaluation snapshot", type(evaluator).__name__)
-        return None
+        logger.info(
+            "%s keeps no per-class evaluation: its report holds its metrics only",
+            type(evaluator).__name__,
+        )
+        title = f"Evaluation on {dataset_name}" if dataset_name else "Evaluation report"
+        return write_metrics_report(metrics, output_dir, title=title)
     if image_root is None and dataset_name is not None:
         from ovvision.data.catalog import MetadataCatalog
 
@@ -259,3 +263,37 @@ def write_evaluator_report(
     return write_detection_report(
         snapshot, metrics, output_dir, title=title, image_root=image_root, min_score=min_score
     )
+
+
+def write_metrics_report(
+    metrics: Mapping[str, Mapping[str, Any]],
+    output_dir: str | os.PathLike,
+    *,
+    title: str = "Evaluation report",
+) -> str:
+    """``report.md`` with every metric of every task and ``metrics_<task>.png``: the task's
+    percentages (floats that are not counts) as bars; for evaluators without per-class results
+    (grounding, naming). Returns the report's path."""
+    output_dir = os.fspath(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    lines = [f"# {title}", ""]
+    for task, values in metrics.items():
+        bars = [
+            (k, "", float(v))
+            for k, v in values.items()
+            if isinstance(v, float) and not math.isnan(v) and not k.startswith("num_")
+        ]
+        lines += [f"## {task} (percent, as in the evaluator's json)", ""]
+        if bars:
+            plot_per_class_ap(bars, os.path.join(output_dir, f"metrics_{task}.png"), "value")
+            lines += [f"![{task} metrics](metrics_{task}.png)", ""]
+        lines += ["| metric | value |", "|---|---:|"]
+        lines += [f"| {k} | {_cell(v)} |" for k, v in values.items()]
+        lines.append("")
+    path = os.path.join(output_dir, REPORT_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    os.replace(tmp, path)
+    logger.info("Evaluation report written to %s", path)
+    return path

@@ -9,18 +9,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ovvision.evaluation import COCOOpenVocabEvaluator, LVISOpenVocabEvaluator
 from ovvision.evaluation.coco_metrics import load_coco_gt, per_class_ap, run_coco_eval
+from ovvision.evaluation.grounding import GroundingEvaluator, GroundingTarget
 from ovvision.reports import (
     count_confusions,
     match_images,
     missed_objects,
     pr_curve,
     write_detection_report,
+    write_evaluator_report,
 )
 from ovvision.reports.figures import image_grid_size, per_class_ap_size
+from ovvision.structures import Boxes, Instances
 
 from ._fixtures import make_coco_gt, make_lvis_gt, make_predictions, read_json, write_json
 
@@ -185,3 +189,27 @@ def test_report_of_an_lvis_evaluation(tmp_path):
     rows = _report_rows(text, "bbox")
     expected = evaluator.last_snapshot.tasks["bbox"].per_class_ap
     assert len(rows) == len(expected)
+
+
+def test_grounding_evaluation_report_holds_its_metrics(tmp_path):
+    """An evaluator without per-class results (grounding) gets a report of its metrics."""
+    targets = [
+        GroundingTarget(1, 10, "the red star", (0.0, 0.0, 10.0, 10.0), "base"),
+        GroundingTarget(1, 11, "the moon", (50.0, 50.0, 20.0, 20.0), "novel"),
+    ]
+    evaluator = GroundingEvaluator(targets)
+    boxes = Boxes(torch.tensor([[0.0, 0.0, 10.0, 10.0]]))
+    hit = Instances((100, 100), pred_boxes=boxes, scores=torch.tensor([0.9]))
+    evaluator.process(
+        [{"image_id": 1}],
+        [{"expressions": [{"text": "the red star", "ann_id": 10, "instances": hit}]}],
+    )
+    metrics = evaluator.evaluate()
+    path = write_evaluator_report(evaluator, metrics, tmp_path / "report", dataset_name="refs")
+    text = Path(path).read_text(encoding="utf-8")
+    assert "# Evaluation on refs" in text
+    assert f"| Acc@0.5 | {metrics['grounding']['Acc@0.5']:.2f} |" in text
+    assert "| Acc@0.5-novel | 0.00 |" in text and "| Acc@0.5-base | 100.00 |" in text
+    with Image.open(tmp_path / "report" / "metrics_grounding.png") as img:
+        img.load()
+        assert img.size[0] == 900
