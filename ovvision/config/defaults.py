@@ -155,10 +155,13 @@ _C.MODEL.GROUNDER.FREEZE_DETECTOR = True  # keep the detector (and CLIP) frozen
 _C.MODEL.GROUNDER.NUM_QUERIES = 16  # query selection: regions most similar to the sentence kept
 _C.MODEL.GROUNDER.SELECTION_NMS = 0.7  # selection skips regions overlapping a kept one (0: off)
 _C.MODEL.GROUNDER.CLIP_WEIGHT = 0.5  # selection cosine = (1-w)*detector embedding + w*CLIP crop
+# queries also read the detector's region embeddings (trained on base classes), not only CLIP's
+_C.MODEL.GROUNDER.DETECTOR_FEATURES = True
 _C.MODEL.GROUNDER.HIDDEN_DIM = 128  # width of the language-guided attention layers
 _C.MODEL.GROUNDER.NUM_HEADS = 4  # attention heads
 _C.MODEL.GROUNDER.NUM_LAYERS = 2  # layers of query self-attention + cross-attention to tokens
 _C.MODEL.GROUNDER.DROPOUT = 0.0  # dropout inside the attention layers
+_C.MODEL.GROUNDER.PRIOR_SCALE = 10.0  # initial weight of the selection similarity in the score
 _C.MODEL.GROUNDER.SCORING = "learned"  # "learned" (head) or "cosine" (untrained baseline)
 _C.MODEL.GROUNDER.POSITIVE_IOU = 0.5  # a query whose box reaches this IoU with the target is one
 _C.MODEL.GROUNDER.BOX_LOSS_WEIGHT = 1.0  # weight of the box refinement (smooth L1) loss

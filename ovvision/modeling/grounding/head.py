@@ -29,20 +29,24 @@ def box_geometry(boxes: torch.Tensor, image_size: tuple[int, int]) -> torch.Tens
 class QueryEncoder(nn.Module):
     """Turns a selected region into a query vector.
 
-    Its input: the detector's region embedding and the CLIP crop embedding, each also multiplied
-    elementwise with the sentence embedding (which attributes match), the box geometry, and the
-    two cosines with the sentence.
+    Its input: the CLIP crop embedding and its elementwise product with the sentence embedding
+    (which attributes match), the box geometry and the cosine with the sentence; with
+    ``use_detector_embeddings`` the same for the detector's region embedding (trained on base
+    classes only, so it can pull the head towards base-looking regions).
 
     Args:
         embed_dim: D of the region and sentence embeddings.
         dim: width of the queries.
+        use_detector_embeddings: also read the detector's region embeddings.
     """
 
     GEOMETRY = 7
 
-    def __init__(self, *, embed_dim: int, dim: int):
+    def __init__(self, *, embed_dim: int, dim: int, use_detector_embeddings: bool = True):
         super().__init__()
-        in_dim = 4 * embed_dim + self.GEOMETRY + 2
+        self.use_detector_embeddings = use_detector_embeddings
+        sources = 2 if use_detector_embeddings else 1
+        in_dim = sources * (2 * embed_dim + 1) + self.GEOMETRY
         self.mlp = nn.Sequential(nn.Linear(in_dim, dim), nn.ReLU(), nn.Linear(dim, dim))
         self.norm = nn.LayerNorm(dim)
 
@@ -64,12 +68,14 @@ class QueryEncoder(nn.Module):
             ``Tensor[B, Q, dim]``.
         """
         s = sentence.unsqueeze(1)
-        det_match, clip_match = detector_embeddings * s, clip_embeddings * s
-        cosines = torch.stack([det_match.sum(-1), clip_match.sum(-1)], dim=-1)
-        x = torch.cat(
-            [detector_embeddings, clip_embeddings, det_match, clip_match, geometry, cosines], -1
-        )
-        return self.norm(self.mlp(x))
+        sources = [clip_embeddings]
+        if self.use_detector_embeddings:
+            sources.append(detector_embeddings)
+        parts = [geometry]
+        for embeddings in sources:
+            match = embeddings * s
+            parts += [embeddings, match, match.sum(-1, keepdim=True)]
+        return self.norm(self.mlp(torch.cat(parts, dim=-1)))
 
 
 class GroundingHead(nn.Module):
@@ -80,12 +86,13 @@ class GroundingHead(nn.Module):
 
     Args:
         dim: width of the queries.
+        prior_scale: initial (learned) weight of the selection similarity in the score.
     """
 
-    def __init__(self, *, dim: int):
+    def __init__(self, *, dim: int, prior_scale: float = 10.0):
         super().__init__()
         self.score = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 1))
-        self.prior_scale = nn.Parameter(torch.tensor(10.0))
+        self.prior_scale = nn.Parameter(torch.tensor(float(prior_scale)))
         self.deltas = nn.Linear(dim, 4)
         nn.init.zeros_(self.deltas.weight)
         nn.init.zeros_(self.deltas.bias)

@@ -148,7 +148,11 @@ class OVGrounder(nn.Module):
             "detector": detector,
             "text_encoder": text_encoder,
             "box_embedder": box_embedder,
-            "query_encoder": QueryEncoder(embed_dim=embed_dim, dim=g.HIDDEN_DIM),
+            "query_encoder": QueryEncoder(
+                embed_dim=embed_dim,
+                dim=g.HIDDEN_DIM,
+                use_detector_embeddings=g.DETECTOR_FEATURES,
+            ),
             "attention": LanguageGuidedAttention(
                 dim=g.HIDDEN_DIM,
                 token_dim=token_dim,
@@ -156,7 +160,7 @@ class OVGrounder(nn.Module):
                 num_layers=g.NUM_LAYERS,
                 dropout=g.DROPOUT,
             ),
-            "head": GroundingHead(dim=g.HIDDEN_DIM),
+            "head": GroundingHead(dim=g.HIDDEN_DIM, prior_scale=g.PRIOR_SCALE),
             "num_queries": g.NUM_QUERIES,
             "selection_nms": g.SELECTION_NMS,
             "clip_weight": g.CLIP_WEIGHT,

@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from ovvision.modeling.grounding import (
     LanguageGuidedAttention,
+    QueryEncoder,
     box_geometry,
     noun_phrases,
     region_sentence_similarity,
@@ -90,3 +91,17 @@ def test_box_geometry_is_relative_to_the_image():
 )
 def test_noun_phrases(sentence, phrases):
     assert noun_phrases(sentence) == phrases
+
+
+@pytest.mark.parametrize("use_detector", [True, False])
+def test_query_encoder_reads_detector_embeddings_only_when_asked(use_detector):
+    torch.manual_seed(0)
+    encoder = QueryEncoder(embed_dim=8, dim=16, use_detector_embeddings=use_detector)
+    clip, sentence = (
+        F.normalize(torch.randn(2, 3, 8), dim=-1),
+        F.normalize(torch.randn(2, 8), dim=-1),
+    )
+    geometry = torch.rand(2, 3, 7)
+    a = encoder(F.normalize(torch.randn(2, 3, 8), dim=-1), clip, sentence, geometry)
+    b = encoder(F.normalize(torch.randn(2, 3, 8), dim=-1), clip, sentence, geometry)
+    assert torch.allclose(a, b) != use_detector
