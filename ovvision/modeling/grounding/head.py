@@ -68,13 +68,11 @@ class QueryEncoder(nn.Module):
             ``Tensor[B, Q, dim]``.
         """
         s = sentence.unsqueeze(1)
-        sources = [clip_embeddings]
-        if self.use_detector_embeddings:
-            sources.append(detector_embeddings)
-        parts = [geometry]
-        for embeddings in sources:
-            match = embeddings * s
-            parts += [embeddings, match, match.sum(-1, keepdim=True)]
+        sources = [detector_embeddings] if self.use_detector_embeddings else []
+        sources.append(clip_embeddings)
+        matches = [embeddings * s for embeddings in sources]
+        cosines = [match.sum(-1, keepdim=True) for match in matches]
+        parts = [*sources, *matches, geometry, *cosines]
         return self.norm(self.mlp(torch.cat(parts, dim=-1)))
 
 
