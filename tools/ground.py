@@ -55,11 +55,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def expressions(texts: list[str], phrases: bool) -> list[str]:
-    """The texts to ground: the expressions, or with ``phrases`` their noun phrases."""
+    """The texts to ground: the expressions, or with ``phrases`` their noun phrases (a text
+    without one is grounded, or reported, as it is)."""
     if not phrases:
         return list(texts)
-    found = [p for text in texts for p in noun_phrases(text)]
-    return found or list(texts)  # no phrase found: ground the text itself (or report it)
+    return [p for text in texts for p in (noun_phrases(text) or [text])]
 
 
 def main(argv: list[str] | None = None) -> int:
