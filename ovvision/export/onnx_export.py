@@ -15,6 +15,7 @@ torchvision's, exported as ``NonMaxSuppression``.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -229,7 +230,9 @@ def export_onnx(
     register_onnx_symbolics()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # Python sizes the trace freezes on purpose (pyramid strides, crop size, caps) warn too
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             wrapper,
             (sample_image, classes.embeddings.cpu(), classes.seen.cpu()),
