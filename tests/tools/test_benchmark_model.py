@@ -43,6 +43,7 @@ def test_tiny_run_writes_every_case_with_stages_and_meta(tmp_path):
         case = results[name]
         assert case["ovvision_ms"] > 0 and case["torchvision_ms"] > 0
         assert case["ratio"] == pytest.approx(case["ovvision_ms"] / case["torchvision_ms"], 2e-3)
+        assert set(case["process_cpu_ms"]) == {"ovvision", "torchvision"}
         assert name in log
     for name in (c for c in CASES if c.startswith("inference")):
         stages = results[name]["ovvision_stages_ms"]
