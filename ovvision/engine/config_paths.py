@@ -5,11 +5,11 @@ turns the relative paths of these keys into absolute ones (relative to the folde
 in). :func:`check_config_files` turns a missing input file into a :class:`MissingFileError` that
 names the key and the file, before anything slow happens.
 
-Path keys (kind in brackets): ``MODEL.WEIGHTS`` [file], ``MODEL.TIMM.PRETRAINED`` [file or the
-tag "timm"], ``MODEL.TEXT_ENCODER.PRETRAINED`` [file or open_clip tag],
-``MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_CLASS_FREQ`` [file], ``VOCABULARY.CUSTOM`` [text file or class
-names], ``VOCABULARY.ANNOTATION_JSON`` [file], ``VOCABULARY.EMBEDDINGS`` [file],
-``VOCABULARY.CACHE_DIR`` [output folder], ``OUTPUT_DIR`` [output folder], and the ``json``,
+Path keys (kind in brackets): ``MODEL.WEIGHTS`` [file], ``MODEL.GROUNDER.DETECTOR_WEIGHTS``
+[file], ``MODEL.TIMM.PRETRAINED`` [file or the tag "timm"], ``MODEL.TEXT_ENCODER.PRETRAINED`` [file
+or open_clip tag], ``MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_CLASS_FREQ`` [file], ``VOCABULARY.CUSTOM``
+[text file or class names], ``VOCABULARY.ANNOTATION_JSON`` [file], ``VOCABULARY.EMBEDDINGS``
+[file], ``VOCABULARY.CACHE_DIR`` [output folder], ``OUTPUT_DIR`` [output folder], and the ``json``,
 ``images`` and ``captions`` fields of ``DATASETS.REGISTER`` entries. A file-or-tag value counts as
 a path when it has a folder separator or a suffix (``model.pt``), as the loaders decide.
 """
@@ -40,6 +40,7 @@ __all__ = [
 # "file_or_names" (a path if it is a file or ends in .txt), "output" (a folder written to).
 PATH_KEYS: dict[str, str] = {
     "MODEL.WEIGHTS": "file",
+    "MODEL.GROUNDER.DETECTOR_WEIGHTS": "file",
     "MODEL.TIMM.PRETRAINED": "file_or_tag",
     "MODEL.TEXT_ENCODER.PRETRAINED": "file_or_tag",
     "MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_CLASS_FREQ": "file_or_tag",
@@ -54,6 +55,7 @@ PATH_KEYS: dict[str, str] = {
 # the file of an unused key is not checked (a base config's ANNOTATION_JSON under a custom one).
 USED_ONLY_WHEN: dict[str, tuple[str, tuple[object, ...]]] = {
     "MODEL.TIMM.PRETRAINED": ("MODEL.BACKBONE.NAME", ("TimmFPNBackbone",)),
+    "MODEL.GROUNDER.DETECTOR_WEIGHTS": ("MODEL.META_ARCHITECTURE", ("OVGrounder",)),
     "MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_CLASS_FREQ": (
         "MODEL.ZERO_SHOT_CLASSIFIER.USE_FED_LOSS",
         (True,),

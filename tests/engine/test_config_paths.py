@@ -52,6 +52,7 @@ def test_files_of_unused_keys_are_not_checked():
 def _relative_cfg():
     cfg = get_cfg()
     cfg.MODEL.WEIGHTS = "runs/init.pth"
+    cfg.MODEL.GROUNDER.DETECTOR_WEIGHTS = "runs/detector.pth"
     cfg.MODEL.TEXT_ENCODER.PRETRAINED = "weights/clip.pt"
     cfg.MODEL.TIMM.PRETRAINED = "timm"  # a tag, not a path
     cfg.VOCABULARY.CUSTOM = "classes.txt"
@@ -67,6 +68,7 @@ def test_relative_paths_become_absolute_and_tags_stay(tmp_path):
     out = absolute_config_paths(_relative_cfg(), base)
     expected = {
         "MODEL.WEIGHTS": f"{base}/runs/init.pth",
+        "MODEL.GROUNDER.DETECTOR_WEIGHTS": f"{base}/runs/detector.pth",
         "MODEL.TEXT_ENCODER.PRETRAINED": f"{base}/weights/clip.pt",
         "MODEL.TIMM.PRETRAINED": "timm",  # a tag stays
         "VOCABULARY.CUSTOM": f"{base}/classes.txt",
