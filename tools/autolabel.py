@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ray-batch-size", type=int, default=8, help="images per actor call")
     p.add_argument("--ray-cpus-per-actor", type=float, default=0.75)
     p.add_argument("--ray-gpus-per-actor", type=float, default=0.0)
-    p.add_argument("--ray-cpus-per-read", type=float, default=0.25, help="per image-reading task")
+    p.add_argument("--ray-cpus-per-read", type=float, default=0.25, help="per read or write task")
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
     args = p.parse_args(argv)
     for name in ("shard_size", "ray_actors", "ray_batch_size"):

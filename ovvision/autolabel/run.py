@@ -131,11 +131,11 @@ def run_ray(
 ) -> int:
     """Label ``keys`` on the running Ray instance (``ray.init`` first; the local one if none).
 
-    Ray tasks (``cpus_per_read`` CPUs each) read and decode the images; a pool of
-    ``num_actors`` actors (``cpus_per_actor`` CPUs and ``gpus_per_actor`` GPUs each), each with
-    one :class:`Labeller` (so one model), labels them in batches of ``batch_size``; Ray's writers
-    put the rows in shards of ``fmt``. Ray Data restarts a dead actor and retries its batches, so
-    a worker lost mid-run costs time, not images.
+    Ray tasks (``cpus_per_read`` CPUs each) read and decode the images and write the shards
+    (files of ``fmt``); a pool of ``num_actors`` actors (``cpus_per_actor`` CPUs and
+    ``gpus_per_actor`` GPUs each), each with one :class:`Labeller` (so one model), labels them in
+    batches of ``batch_size``. Ray Data restarts a dead actor and retries its batches, so a
+    worker lost mid-run costs time, not images.
 
     Returns:
         The number of images sent (labelled and skipped).
@@ -169,9 +169,8 @@ def run_ray(
         def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
             return _shard_name(stamp, "ray", write_uuid, task_index, FORMATS[fmt])
 
-    names = ShardNames()
-    if fmt == "parquet":
-        dataset.write_parquet(shard_dir, filename_provider=names)
-    else:
-        dataset.write_json(shard_dir, filename_provider=names)
+    # Writers as light as readers: with a whole CPU each they would wait for the actors to
+    # finish, and a driver killed before then would leave no shard to resume from.
+    write = dataset.write_parquet if fmt == "parquet" else dataset.write_json
+    write(shard_dir, filename_provider=ShardNames(), ray_remote_args={"num_cpus": cpus_per_read})
     return len(keys)
