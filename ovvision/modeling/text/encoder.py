@@ -15,7 +15,6 @@ import os
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 
 import open_clip
@@ -162,6 +161,10 @@ class TextEncoder(nn.Module):
         self.pretrained = pretrained
         self.context_length = int(tokenizer.context_length)
         self.embed_dim = int(open_clip.get_model_config(name)["embed_dim"])
+        # Version counters of the weights as loaded: a later load_state_dict (a detector
+        # checkpoint holding a trained text tower) bumps them, and weights_id is recomputed.
+        self._loaded_versions = self._weight_versions()
+        self._weights_id: tuple[tuple[int, ...] | None, str] | None = None
 
     @property
     def image_tower(self) -> nn.Module:
@@ -241,15 +244,32 @@ class TextEncoder(nn.Module):
         """
         return self.model.encode_image(images, normalize=normalize)
 
-    @cached_property
+    def _weight_versions(self) -> tuple[int, ...] | None:
+        """In-place version counters of every weight (None where tensors do not track them)."""
+        try:
+            return tuple(t._version for t in self.model.state_dict().values())
+        except RuntimeError:  # inference tensors have no version counter
+            return None
+
+    @property
     def weights_id(self) -> str:
-        """Identity of the weights for cache keys: the tag, the sha256 of the checkpoint file,
-        or for random weights the sha256 of the parameters."""
-        if self.pretrained is None:
-            return "random-sha256:" + _state_dict_sha256(self.model.state_dict())
-        if os.path.isfile(self.pretrained):
-            return "file-sha256:" + _file_sha256(self.pretrained)
-        return "tag:" + self.pretrained
+        """Identity of the weights for cache keys: the tag or the sha256 of the checkpoint file
+        while the weights are those loaded from it, else the sha256 of the parameters (random
+        weights, or weights changed since, e.g. by loading a detector checkpoint)."""
+        versions = self._weight_versions()
+        if versions is not None and self._weights_id is not None:
+            cached_versions, cached_id = self._weights_id
+            if cached_versions == versions:
+                return cached_id
+        unchanged = versions is not None and versions == self._loaded_versions
+        if self.pretrained is not None and unchanged and os.path.isfile(self.pretrained):
+            weights_id = "file-sha256:" + _file_sha256(self.pretrained)
+        elif self.pretrained is not None and unchanged:
+            weights_id = "tag:" + self.pretrained
+        else:
+            weights_id = "sha256:" + _state_dict_sha256(self.model.state_dict())
+        self._weights_id = (versions, weights_id)
+        return weights_id
 
     def embed_classes(
         self,

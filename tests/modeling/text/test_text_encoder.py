@@ -93,7 +93,29 @@ def test_weights_id_identifies_the_weights(tiny_checkpoint: Path, tmp_path: Path
     r1 = create_text_encoder(TINY).weights_id
     torch.manual_seed(1)
     assert create_text_encoder(TINY).weights_id == r1
-    assert r1.startswith("random-sha256:")
+    assert r1.startswith("sha256:")
+
+
+def test_weights_id_follows_weights_loaded_later(tiny_checkpoint: Path) -> None:
+    """A detector checkpoint loaded into the encoder changes its weights: cached embeddings of the
+    weights it was built with must not be served for them (the key follows the parameters)."""
+    torch.manual_seed(7)
+    random = create_text_encoder(TINY)
+    before = random.weights_id
+    trained = torch.load(tiny_checkpoint, weights_only=True)
+    random.model.load_state_dict(trained)
+    after = random.weights_id
+    assert after != before
+    torch.manual_seed(1)
+    again = create_text_encoder(TINY)
+    again.model.load_state_dict(trained)
+    assert again.weights_id == after  # the same weights give the same key, however they came
+    from_file = create_text_encoder(TINY, pretrained=tiny_checkpoint)
+    file_id = from_file.weights_id
+    assert file_id.startswith("file-sha256:")
+    with torch.no_grad():
+        from_file.model.logit_scale.add_(1.0)
+    assert from_file.weights_id not in (file_id, after)
 
 
 def test_num_tokens_counts_before_truncation(encoder) -> None:
