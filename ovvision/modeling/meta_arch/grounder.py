@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.ops import box_iou, clip_boxes_to_image
 
+from ovvision.checkpoint import Checkpointer
 from ovvision.config import CfgNode, configurable
 from ovvision.modeling.clip_regions import ClipBoxEmbedder, build_clip_box_embedder
 from ovvision.modeling.grounding import (
@@ -197,9 +198,10 @@ class OVGrounder(nn.Module):
         return self.scoring == "cosine"
 
     def train(self, mode: bool = True) -> OVGrounder:
+        """The detector always runs as at inference (its RPN's test-time proposals, no sampling,
+        batch norm statistics kept); unfrozen, it still gets the grounding loss's gradients."""
         super().train(mode)
-        if self.freeze_detector:
-            self.detector.eval()
+        self.detector.eval()
         return self
 
     def forward(self, batched_inputs: list[dict[str, Any]]) -> dict[str, torch.Tensor] | list[dict]:
@@ -222,12 +224,18 @@ class OVGrounder(nn.Module):
         selected, logits, deltas = self._score(candidates, texts, owners)
         return self._losses(candidates, owners, selected, logits, deltas, targets)
 
-    @torch.no_grad()
     def candidates(
         self, batched_inputs: list[dict[str, Any]]
     ) -> tuple[list[Candidates], ImageList, dict[str, torch.Tensor]]:
         """The detector's refined proposals with both region embeddings, per image; also the
-        batch and the backbone features (for masks)."""
+        batch and the backbone features (for masks). Gradients reach the detector only in
+        training with MODEL.GROUNDER.FREEZE_DETECTOR False."""
+        with torch.set_grad_enabled(self.training and not self.freeze_detector):
+            return self._candidates(batched_inputs)
+
+    def _candidates(
+        self, batched_inputs: list[dict[str, Any]]
+    ) -> tuple[list[Candidates], ImageList, dict[str, torch.Tensor]]:
         det = self.detector
         images = det.preprocess_image(batched_inputs)
         features = det.backbone(images.tensor)
@@ -450,13 +458,12 @@ def _pad(rows: torch.Tensor, length: int) -> torch.Tensor:
 
 
 def _load_detector(detector: OVRCNN, path: str) -> None:
-    """Load an OV-RCNN checkpoint strictly; a missing file names MODEL.GROUNDER.DETECTOR_WEIGHTS."""
+    """Load an OV-RCNN checkpoint strictly (tensors only, as every checkpoint of the project); a
+    missing file names MODEL.GROUNDER.DETECTOR_WEIGHTS."""
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"MODEL.GROUNDER.DETECTOR_WEIGHTS: detector checkpoint '{path}' does not exist "
             "(train one with tools/train_net.py, e.g. `make quickstart`)"
         )
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    state = checkpoint.get("model", checkpoint)
-    detector.load_state_dict(state, strict=True)
+    Checkpointer(detector, save_to_disk=False).load(path, checkpointables=[])
     logger.info("OVGrounder: detector weights loaded from %s", path)

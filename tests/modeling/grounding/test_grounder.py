@@ -148,3 +148,19 @@ def test_detector_weights_load_strictly(tmp_path, grounder):
     missing = load_config(GROUNDER_CONFIG, *SMALL, "MODEL.GROUNDER.DETECTOR_WEIGHTS", "nope.pth")
     with pytest.raises(FileNotFoundError, match="MODEL.GROUNDER.DETECTOR_WEIGHTS"):
         build_model(missing)
+
+
+def test_unfrozen_detector_is_trained_by_the_grounding_loss():
+    """MODEL.GROUNDER.FREEZE_DETECTOR False: the detector (run as at inference) gets gradients
+    from the grounding loss in its region head (its candidates were computed without gradients
+    before, so the option changed nothing)."""
+    torch.manual_seed(0)
+    cfg = load_config(GROUNDER_CONFIG, *SMALL, "MODEL.GROUNDER.FREEZE_DETECTOR", "False")
+    model = build_model(cfg).train()
+    model.positive_iou = 0.0
+    assert not model.detector.training
+    assert all(p.requires_grad for p in model.detector.roi_heads.classifier.parameters())
+    losses = model([_item(1, ["the red circle", "a square"])])
+    sum(losses.values()).backward()
+    grads = [p.grad for p in model.detector.roi_heads.classifier.parameters() if p.requires_grad]
+    assert grads and any(g is not None and g.abs().sum() > 0 for g in grads)
