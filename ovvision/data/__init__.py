@@ -18,7 +18,7 @@ from .datasets import (
     register_coco_ov_instances,
     register_lvis_ov_instances,
 )
-from .image_io import ImageReadError, read_image
+from .image_io import ImageReadError, ImageTooLargeError, pil_to_rgb_array, read_image
 from .mapper import DatasetMapper
 from .open_vocab import dataset_novel_flags, drop_novel_annotations, vocabulary_for_dataset
 from .samplers import InferenceSampler, RepeatFactorTrainingSampler, TrainingSampler
@@ -29,6 +29,7 @@ __all__ = [
     "DatasetCatalog",
     "DatasetMapper",
     "ImageReadError",
+    "ImageTooLargeError",
     "InferenceSampler",
     "Metadata",
     "MetadataCatalog",
@@ -42,6 +43,7 @@ __all__ = [
     "get_detection_dataset_dicts",
     "load_coco_json",
     "load_lvis_json",
+    "pil_to_rgb_array",
     "read_image",
     "register_coco_ov_instances",
     "register_lvis_ov_instances",

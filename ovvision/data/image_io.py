@@ -20,6 +20,10 @@ class ImageReadError(OSError):
     """An image file is missing, not an image, truncated, or larger than the pixel cap."""
 
 
+class ImageTooLargeError(ImageReadError):
+    """An image has more pixels than the cap (``INPUT.MAX_IMAGE_PIXELS``)."""
+
+
 def read_image(
     path: str | os.PathLike,
     format: str = "RGB",
@@ -70,10 +74,31 @@ def read_image(
     return np.ascontiguousarray(array[:, :, ::-1]) if format == "BGR" else array
 
 
+def pil_to_rgb_array(
+    img: Image.Image, name: str = "PIL image", max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS
+) -> np.ndarray:
+    """A PIL image as a file read by :func:`read_image` would give it: the pixel cap checked
+    before any decoding, EXIF orientation applied, any mode converted to RGB.
+
+    Args:
+        img: the image (any mode).
+        name: how error messages name it.
+        max_pixels: the cap (``None`` or 0: none).
+
+    Returns:
+        ``ndarray[H, W, 3]`` uint8 RGB, writable.
+
+    Raises:
+        ImageTooLargeError: over the cap.
+    """
+    _check_pixel_cap(img, name, max_pixels)
+    return np.array(_to_rgb(ImageOps.exif_transpose(img)))
+
+
 def _check_pixel_cap(img: Image.Image, path: str, max_pixels: int | None) -> None:
     width, height = img.size
     if max_pixels and width * height > max_pixels:
-        raise ImageReadError(
+        raise ImageTooLargeError(
             f"Image '{path}' has {width}x{height} = {width * height} pixels, more than the cap "
             f"of {max_pixels} (INPUT.MAX_IMAGE_PIXELS)"
         )

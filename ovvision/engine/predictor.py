@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torchvision import tv_tensors
 
 from ovvision.checkpoint import Checkpointer
@@ -140,13 +140,12 @@ class Predictor:
 
     def _rgb_array(self, image: ImageInput) -> np.ndarray:
         """``ndarray[H, W, 3]`` RGB uint8 of a path, a PIL image or an array (checked)."""
-        from ovvision.data import ImageReadError, read_image
-        from ovvision.data.image_io import _to_rgb
+        from ovvision.data import ImageTooLargeError, pil_to_rgb_array, read_image
 
         if isinstance(image, str | os.PathLike):
             return read_image(image, "RGB", self.max_image_pixels)
         if isinstance(image, Image.Image):
-            image = np.array(_to_rgb(ImageOps.exif_transpose(image)))
+            image = pil_to_rgb_array(image, "PIL image", self.max_image_pixels)
         if not isinstance(image, np.ndarray):
             raise TypeError(
                 "Predictor takes a file path, a PIL image or an RGB uint8 ndarray[H, W, 3] "
@@ -159,9 +158,9 @@ class Predictor:
             )
         pixels = image.shape[0] * image.shape[1]
         if self.max_image_pixels and pixels > self.max_image_pixels:
-            raise ImageReadError(
-                f"Image array of {image.shape[1]}x{image.shape[0]} = {pixels} pixels is over the "
-                f"cap of {self.max_image_pixels} (INPUT.MAX_IMAGE_PIXELS)"
+            raise ImageTooLargeError(
+                f"Image array of {image.shape[1]}x{image.shape[0]} = {pixels} pixels, more than "
+                f"the cap of {self.max_image_pixels} (INPUT.MAX_IMAGE_PIXELS)"
             )
         return image
 

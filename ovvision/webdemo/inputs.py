@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ovvision.data import ImageReadError, read_image
+from ovvision.data import ImageReadError, ImageTooLargeError, read_image
 from ovvision.structures import ClassList
 
 
@@ -59,13 +59,14 @@ def read_upload(path: str | os.PathLike | None, limits: DemoLimits) -> np.ndarra
         )
     try:
         return read_image(path, "RGB", limits.max_image_pixels)
+    except ImageTooLargeError as e:
+        reason = str(e).replace(f"'{path}'", name).replace(path, name)
+        raise DemoInputError(
+            f"{name} is too large: this demo accepts images of up to "
+            f"{limits.max_image_pixels:,} pixels ({reason.split(' (')[0]})."
+        ) from None
     except ImageReadError as e:
         reason = str(e).replace(f"'{path}'", name).replace(path, name)
-        if "more than the cap" in reason:
-            raise DemoInputError(
-                f"{name} is too large: this demo accepts images of up to "
-                f"{limits.max_image_pixels:,} pixels ({reason.split(' (')[0]})."
-            ) from None
         raise DemoInputError(f"{name} is not an image this demo can read ({reason}).") from None
 
 

@@ -131,3 +131,22 @@ def test_pixel_cap(tmp_path):
         read_image(path, max_pixels=5999)
     assert read_image(path, max_pixels=6000).shape == (60, 100, 3)
     assert read_image(path, max_pixels=0).shape == (60, 100, 3)
+
+
+def test_pil_images_are_capped_before_decoding(tmp_path):
+    """pil_to_rgb_array (the Predictor's path for PIL inputs) checks the pixel cap from the
+    header: an oversized image whose data is truncated raises ImageTooLargeError, not a decode
+    error, so nothing is decoded; under the cap it equals read_image of the same file."""
+    from PIL import Image
+
+    from ovvision.data import ImageTooLargeError, pil_to_rgb_array, read_image
+
+    path = tmp_path / "big.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(path)
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ImageTooLargeError, match="80x60 = 4800 pixels"):
+        pil_to_rgb_array(Image.open(truncated), "big", max_pixels=1000)
+    with Image.open(path) as img:
+        assert np.array_equal(pil_to_rgb_array(img, "big"), read_image(path))

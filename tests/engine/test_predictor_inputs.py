@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ovvision.data import ImageReadError, read_image
+from ovvision.data import ImageReadError, ImageTooLargeError, read_image
 from ovvision.engine.predictor import Predictor
 from ovvision.structures import Instances
 
@@ -97,7 +97,9 @@ def test_bad_inputs_raise_and_name_the_batch_position(predictor, tmp_path):
     cap = predictor.max_image_pixels
     try:
         predictor.max_image_pixels = 100
-        with pytest.raises(ImageReadError, match="over the cap of 100"):
+        with pytest.raises(ImageTooLargeError, match="more than the cap of 100"):
             predictor(Image.fromarray(_image(0)))
+        with pytest.raises(ImageTooLargeError, match="more than the cap of 100"):
+            predictor(_image(0))
     finally:
         predictor.max_image_pixels = cap
