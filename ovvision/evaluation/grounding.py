@@ -18,6 +18,7 @@ from typing import Any
 
 from ovvision.utils import comm
 
+from .box_iou import iou_xywh
 from .coco_results import write_json_atomic
 from .evaluator import EVALUATOR_REGISTRY, DatasetEvaluator
 
@@ -46,7 +47,7 @@ class GroundingTarget:
     Attributes:
         image_id, ann_id, text: identify it (results are matched on all three).
         bbox: target box (x, y, w, h) in the original image's pixels.
-        split: "base", "novel" or "" (category in neither list).
+        split: "novel" for a novel class of the dataset, else "base" (as the COCO-OV split).
     """
 
     image_id: int
@@ -90,14 +91,6 @@ def grounding_targets(
     return targets
 
 
-def _iou_xywh(a: Sequence[float], b: Sequence[float]) -> float:
-    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    inter = max(iw, 0.0) * max(ih, 0.0)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _percent(hits: int, total: int) -> float:
     return 100.0 * hits / total if total else float("nan")
 
@@ -132,11 +125,10 @@ def grounding_metrics(
         if boxes is None:
             missing += 1
             boxes = []
-        hits = [_iou_xywh(box, t.bbox) >= iou_threshold for box in boxes]
+        hits = (iou_xywh(boxes, [t.bbox])[:, 0] >= iou_threshold).tolist()
         top1 = bool(hits[:1]) and hits[0]
         groups["all"].append(top1)
-        if t.split in ("base", "novel"):
-            groups[t.split].append(top1)
+        groups[t.split].append(top1)
         area = t.bbox[2] * t.bbox[3]
         size = next(name for name, lo, hi in SIZE_RANGES if lo <= area < hi)
         groups[size].append(top1)

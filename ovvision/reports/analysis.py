@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ovvision.evaluation.box_iou import iou_xywh
 from ovvision.evaluation.snapshot import TaskEvaluation
 
 
@@ -37,19 +38,6 @@ def pr_curve(
     return task.recall_thresholds.copy(), np.mean(curves, axis=0)
 
 
-def _iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of ``a[N, 4]`` and ``b[M, 4]`` (XYWH) as ``ndarray[N, M]``."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    w = np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    h = np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(w, 0, None) * np.clip(h, 0, None)
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return inter / np.maximum(union, 1e-12)
-
-
 class ImageMatches:
     """Detections and ground truth of one image, matched per class at one IoU.
 
@@ -72,7 +60,7 @@ class ImageMatches:
         self.detections = sorted(detections, key=lambda d: -float(d["score"]))
         gt_boxes = np.array([g["bbox"] for g in self.gt], dtype=np.float64).reshape(-1, 4)
         dt_boxes = np.array([d["bbox"] for d in self.detections], dtype=np.float64).reshape(-1, 4)
-        ious = _iou_xywh(dt_boxes, gt_boxes)
+        ious = iou_xywh(dt_boxes, gt_boxes)
         gt_cls = np.array([g["category_id"] for g in self.gt], dtype=np.int64)
         self.gt_matched = [False] * len(self.gt)
         self.det_matched = [False] * len(self.detections)
