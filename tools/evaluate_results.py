@@ -23,6 +23,7 @@ import logging
 import math
 from typing import Any
 
+from ovvision.config import get_cfg
 from ovvision.engine.config_paths import require_file
 from ovvision.engine.defaults import run_tool
 from ovvision.evaluation import (
@@ -63,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--report-min-score",
         type=float,
-        default=0.3,
+        default=get_cfg().TEST.REPORT_MIN_SCORE,
         help="in the report, lower-scoring detections find no object and confuse no class",
     )
     parser.add_argument(

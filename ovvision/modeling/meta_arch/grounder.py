@@ -95,7 +95,7 @@ class OVGrounder(nn.Module):
         attention: LanguageGuidedAttention,
         head: GroundingHead,
         num_queries: int = 16,
-        selection_nms: float = 0.0,
+        selection_nms: float = 0.7,
         clip_weight: float = 0.5,
         scoring: str = "learned",
         positive_iou: float = 0.5,
