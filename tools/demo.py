@@ -23,28 +23,20 @@ Unreadable inputs are reported and skipped.
 from __future__ import annotations
 
 import argparse
-import glob
 import logging
-import os
 from typing import NoReturn
 
 import numpy as np
-import torch
-from PIL import Image
 
-from ovvision.data import ImageReadError, read_image
 from ovvision.engine.config_paths import require_file
 from ovvision.engine.defaults import USER_ERRORS, exit_with_error, run_tool
+from ovvision.engine.image_runner import expand_inputs, run_on_images
 from ovvision.engine.predictor import Predictor
-from ovvision.evaluation.coco_results import instances_to_coco_results, write_json_atomic
 from ovvision.modeling.text import BUILTIN_VOCABULARIES, vocabulary_classes
 from ovvision.utils.logger import setup_logger
-from ovvision.utils.visualizer import draw_instances
 
 logger = logging.getLogger("ovvision.demo")
 PROG = "demo.py"
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -69,58 +61,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
     return p.parse_args(argv)
-
-
-def expand_inputs(patterns: list[str]) -> list[tuple[str, str]]:
-    """Files, the images inside folders, and glob matches, in a stable order, without repeats.
-
-    Returns:
-        ``(path, root)`` pairs: the root is the folder given, a glob's folder part before its
-        first wildcard, or a file's own folder; outputs keep the path below the roots' common
-        folder.
-    """
-    found: list[tuple[str, str]] = []
-    for pattern in patterns:
-        if os.path.isdir(pattern):
-            found += [
-                (os.path.join(pattern, f), pattern)
-                for f in sorted(os.listdir(pattern))
-                if f.lower().endswith(IMAGE_EXTENSIONS)
-            ]
-        elif any(c in pattern for c in "*?["):
-            matches = [p for p in sorted(glob.glob(pattern, recursive=True)) if os.path.isfile(p)]
-            if not matches:
-                logger.warning("--input %s matches no file", pattern)
-            found += [(path, _glob_root(pattern)) for path in matches]
-        else:
-            found.append((pattern, os.path.dirname(pattern)))
-    unique: dict[str, tuple[str, str]] = {}
-    for path, root in found:
-        unique.setdefault(os.path.abspath(path), (path, root))
-    return list(unique.values())
-
-
-def _glob_root(pattern: str) -> str:
-    """The folder part of a glob before its first wildcard (``a/b/**/*.png`` -> ``a/b``)."""
-    parts = pattern.replace(os.sep, "/").split("/")
-    fixed = []
-    for part in parts[:-1]:
-        if any(c in part for c in "*?["):
-            break
-        fixed.append(part)
-    return "/".join(fixed) if fixed != [""] else "/"
-
-
-def output_names(inputs: list[tuple[str, str]]) -> list[str]:
-    """Each input's annotated-image name: its path below the roots' common folder + ``.png``.
-
-    Distinct input files get distinct names (``x.jpg`` and ``x.png`` -> ``x.jpg.png`` and
-    ``x.png.png``; ``a/1.png`` and ``b/1.png`` keep their folders).
-    """
-    if not inputs:
-        return []
-    common = os.path.commonpath([os.path.abspath(root or ".") for _, root in inputs])
-    return [os.path.relpath(os.path.abspath(path), common) + ".png" for path, _ in inputs]
 
 
 def _fail(message: str) -> NoReturn:
@@ -160,60 +100,26 @@ def main(argv: list[str] | None = None) -> int:
     names = predictor.class_names
 
     inputs = expand_inputs(args.input)
-    outputs = [os.path.join(args.output, name) for name in output_names(inputs)]
-    class_ids = {i: i for i in range(len(names))}  # category_id = index in the vocabulary
-    os.makedirs(args.output, exist_ok=True)
-    results, images, failed = [], [], []
-    for image_id, ((path, _), output) in enumerate(zip(inputs, outputs)):
-        try:
-            image = read_image(path, "RGB", predictor.max_image_pixels)
-        except (ImageReadError, OSError) as e:
-            logger.error("Skipping %s: %s", path, e)
-            failed.append(path)
-            images.append(
-                {"image_id": image_id, "file_name": path, "output": None, "error": str(e)}
-            )
-            continue
-        instances = predictor(image)
-        instances = instances[instances.scores >= args.confidence_threshold]
-        detections, _ = instances_to_coco_results(instances, image_id, class_ids)
-        for detection in detections:
-            detection.update(file_name=path, category_name=names[detection["category_id"]])
-        results += detections
-        _save_drawing(image, instances, names, output)
-        images.append(
-            {"image_id": image_id, "file_name": path, "output": output,
-             "num_detections": len(instances)}
-        )  # fmt: skip
-        logger.info("%s -> %s: %d detections", path, output, len(instances))
-        if args.describe:
-            images[-1]["caption"] = predictor.describe(image, args.beam_size)
-            logger.info("%s: %s", path, images[-1]["caption"])
-    write_json_atomic(os.path.join(args.output, "predictions.json"), results, indent=1)
-    write_json_atomic(os.path.join(args.output, "images.json"), images, indent=1)
-    if failed:
-        logger.error("%d of %d inputs could not be read: %s", len(failed), len(inputs), failed)
+    describe = None
+    if args.describe:
+
+        def describe(image: np.ndarray) -> dict[str, str]:
+            caption = predictor.describe(image, args.beam_size)
+            logger.info("caption: %s", caption)
+            return {"caption": caption}
+
+    failed = run_on_images(
+        inputs,
+        args.output,
+        predictor,
+        names,
+        max_pixels=predictor.max_image_pixels,
+        confidence_threshold=args.confidence_threshold,
+        describe=describe,
+    )
     if len(failed) == len(inputs):
         _fail(f"none of the {len(inputs)} inputs could be read" if inputs else "no input files")
     return 0
-
-
-def _save_drawing(image: np.ndarray, instances, names: list[str], path: str) -> None:
-    labels = [
-        f"{names[c]} {s:.2f}"
-        for c, s in zip(instances.pred_classes.tolist(), instances.scores.tolist())
-    ]
-    masks = instances.pred_masks if instances.has("pred_masks") else None
-    drawn = draw_instances(
-        torch.from_numpy(image).permute(2, 0, 1),
-        instances.pred_boxes.tensor,
-        labels,
-        instances.pred_classes.tolist(),
-        masks,
-        num_classes=len(names),
-    )
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    Image.fromarray(drawn.permute(1, 2, 0).numpy()).save(path, "PNG")
 
 
 if __name__ == "__main__":

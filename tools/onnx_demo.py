@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
-from demo import _save_drawing, expand_inputs, output_names
-
-from ovvision.data import ImageReadError, read_image
 from ovvision.engine.config_paths import require_file
 from ovvision.engine.defaults import exit_with_error, run_tool
-from ovvision.evaluation.coco_results import instances_to_coco_results, write_json_atomic
+from ovvision.engine.image_runner import expand_inputs, run_on_images
 from ovvision.export.onnx_runtime import OnnxDetector
 from ovvision.export.vocabulary_file import VOCABULARY_FILE, VocabularyFileError
 from ovvision.utils.logger import setup_logger
@@ -64,36 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     if max_pixels < 0:
         max_pixels = int(detector.metadata.get("ovvision.max_image_pixels", 0))
     inputs = expand_inputs(args.input)
-    outputs = [os.path.join(args.output, name) for name in output_names(inputs)]
-    class_ids = {i: i for i in range(len(names))}  # category_id = index in the vocabulary
-    os.makedirs(args.output, exist_ok=True)
-    results, images, failed = [], [], []
-    for image_id, ((path, _), output) in enumerate(zip(inputs, outputs)):
-        try:
-            image = read_image(path, "RGB", max_pixels)
-        except (ImageReadError, OSError) as e:
-            logger.error("Skipping %s: %s", path, e)
-            failed.append(path)
-            images.append(
-                {"image_id": image_id, "file_name": path, "output": None, "error": str(e)}
-            )
-            continue
-        instances = detector([detector.prepare(image)])[0]["instances"]
-        instances = instances[instances.scores >= args.confidence_threshold]
-        detections, _ = instances_to_coco_results(instances, image_id, class_ids)
-        for detection in detections:
-            detection.update(file_name=path, category_name=names[detection["category_id"]])
-        results += detections
-        _save_drawing(image, instances, names, output)
-        images.append(
-            {"image_id": image_id, "file_name": path, "output": output,
-             "num_detections": len(instances)}
-        )  # fmt: skip
-        logger.info("%s -> %s: %d detections", path, output, len(instances))
-    write_json_atomic(os.path.join(args.output, "predictions.json"), results, indent=1)
-    write_json_atomic(os.path.join(args.output, "images.json"), images, indent=1)
-    if failed:
-        logger.error("%d of %d inputs could not be read: %s", len(failed), len(inputs), failed)
+    failed = run_on_images(
+        inputs,
+        args.output,
+        lambda image: detector([detector.prepare(image)])[0]["instances"],
+        names,
+        max_pixels=max_pixels,
+        confidence_threshold=args.confidence_threshold,
+    )
     if len(failed) == len(inputs):
         exit_with_error(
             f"none of the {len(inputs)} inputs could be read" if inputs else "no input files", PROG

@@ -8,12 +8,17 @@ are placed where they stay inside the image and overlap each other as little as 
 from __future__ import annotations
 
 import colorsys
+import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import draw_segmentation_masks
+
+if TYPE_CHECKING:
+    from ovvision.structures import Instances
 
 DEFAULT_MIN_DRAW_SIZE = 512  # images whose longer side is shorter are enlarged to about this
 _GOLDEN = 0.618033988749895
@@ -199,3 +204,47 @@ def draw_instances(
         left, top, _, _ = draw.textbbox((0, 0), text, font=font)
         draw.text((x + pad - left, y + pad - top), text, fill=_text_color(color), font=font)
     return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1)
+
+
+def draw_predictions(
+    image: np.ndarray,
+    instances: Instances,
+    names: Sequence[str],
+    *,
+    colors: Sequence[tuple[int, int, int]] | None = None,
+    min_size: int = 0,
+) -> np.ndarray:
+    """Draw a detector's predictions labelled ``"<class name> <score>"``, in their given order.
+
+    Args:
+        image: ``ndarray[H, W, 3]`` uint8 RGB.
+        instances: ``pred_boxes``, ``scores``, ``pred_classes`` (indexing ``names``) and
+            optionally ``pred_masks`` (``BoolTensor[N, H, W]``).
+        names: class names.
+        colors: N RGB colours (e.g. from a :class:`ClassPalette`); default: by class index.
+        min_size: enlarge a smaller image to at least this side before drawing.
+
+    Returns:
+        ``ndarray[H', W', 3]`` uint8 RGB (``H' = H`` unless enlarged).
+    """
+    classes = instances.pred_classes.tolist()
+    labels = [f"{names[c]} {s:.2f}" for c, s in zip(classes, instances.scores.tolist())]
+    drawn = draw_instances(
+        torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
+        instances.pred_boxes.tensor,
+        labels,
+        classes,
+        instances.pred_masks if instances.has("pred_masks") else None,
+        num_classes=len(names),
+        colors=colors,
+        min_size=min_size,
+    )
+    return drawn.permute(1, 2, 0).numpy()
+
+
+def save_predictions_drawing(
+    image: np.ndarray, instances: Instances, names: Sequence[str], path: str
+) -> None:
+    """:func:`draw_predictions` written to ``path`` as PNG (its folder created)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    Image.fromarray(draw_predictions(image, instances, names)).save(path, "PNG")

@@ -24,7 +24,7 @@ import torch
 from ovvision.evaluation.coco_results import instances_to_coco_results
 from ovvision.structures import Instances, Vocabulary
 from ovvision.utils.registry import Registry
-from ovvision.utils.visualizer import DEFAULT_MIN_DRAW_SIZE, ClassPalette, draw_instances
+from ovvision.utils.visualizer import DEFAULT_MIN_DRAW_SIZE, ClassPalette, draw_predictions
 
 from .inputs import DEFAULT_LIMITS, DemoLimits, parse_vocabulary
 
@@ -80,16 +80,10 @@ def draw_result(
     classes = instances.pred_classes.tolist()
     scores = instances.scores.tolist()
     boxes = instances.pred_boxes.tensor
-    masks = instances.pred_masks if instances.has("pred_masks") else None
-    drawn = draw_instances(
-        torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
-        boxes,
-        [f"{names[c]} {s:.2f}" for c, s in zip(classes, scores)],
-        classes,
-        masks,
-        colors=[palette(names[c]) for c in classes],
+    drawn = draw_predictions(
+        image, instances, names, colors=[palette(names[c]) for c in classes],
         min_size=DEFAULT_MIN_DRAW_SIZE,
-    )
+    )  # fmt: skip
     rows = [
         [names[c], round(s, 4), *[round(v, 1) for v in box]]
         for c, s, box in zip(classes, scores, boxes.tolist())
@@ -98,7 +92,7 @@ def draw_result(
     for result in coco:
         result.pop("image_id", None)
         result["category_name"] = names[result["category_id"]]
-    return DemoResult(drawn.permute(1, 2, 0).numpy(), rows, coco)
+    return DemoResult(drawn, rows, coco)
 
 
 class DetectMode:

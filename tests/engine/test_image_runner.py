@@ -1,21 +1,18 @@
-"""tools/demo.py input expansion and output names: distinct inputs never share an output."""
+"""Input expansion and output names of the demos (engine.image_runner, used by tools/demo.py and
+tools/onnx_demo.py): distinct inputs never share an output."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from ovvision.engine import image_runner
 
 
 @pytest.fixture(scope="module")
 def demo():
-    spec = importlib.util.spec_from_file_location("ovvision_demo_tool", ROOT / "tools" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return image_runner
 
 
 @pytest.fixture
