@@ -360,19 +360,28 @@ def calibrate_thresholds(
         captured["ovvision"].append(probs.detach().float().flatten())
         return select(boxes, probs, image_size)
 
+    tv_counts: list[int] = []  # proposals per image (RPN NMS keeps a different number in each)
+
+    def tv_proposals(_module: nn.Module, inputs: tuple[Any, ...]) -> None:
+        tv_counts[:] = [len(p) for p in inputs[1]]  # RoIHeads.forward(features, proposals, ...)
+
     def tv_capture(_module: nn.Module, _inputs: Any, out: tuple[torch.Tensor, ...]) -> None:
-        probs = out[0].float().softmax(-1)[:, 1:].reshape(len(tv_images), -1)
-        captured["torchvision"].extend(probs)
+        probs = out[0].float().softmax(-1)[:, 1:]
+        captured["torchvision"].extend(p.flatten() for p in probs.split(tv_counts))
 
     heads._select = capture
-    hook = tv.roi_heads.box_predictor.register_forward_hook(tv_capture)
+    hooks = [
+        tv.roi_heads.register_forward_pre_hook(tv_proposals),
+        tv.roi_heads.box_predictor.register_forward_hook(tv_capture),
+    ]
     try:
         with torch.no_grad():
             ov(ov_batch)
             tv(tv_images)
     finally:
         del heads._select
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
     thresholds = {}
     for name, per_image in captured.items():
         thresholds[name] = min(float(p.topk(min(candidates, len(p))).values[-1]) for p in per_image)
