@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 # Tests of what ovvision.ops computes. With the extension loaded (which tests/conftest.py requires
@@ -55,3 +56,33 @@ def feature_map(
 ) -> Tensor:
     """Values in [-1, 1]: pooled outputs stay below 1, where fp16/bf16 rounding is small."""
     return torch.rand(batch, channels, height, width, generator=generator) * 2 - 1
+
+
+def grid_sample_paste(
+    mask_probs: torch.Tensor,
+    boxes: torch.Tensor,
+    image_size: tuple[int, int],
+    threshold: float | None = 0.5,
+) -> torch.Tensor:
+    """The detector's mask pasting before issue 16 (``F.grid_sample`` over each exact box), the
+    reference of ``paste_masks(..., exact_box=True)``: ``[N, h, w]`` bool, or float values with
+    ``threshold=None``."""
+    h, w = image_size
+    dtype = torch.bool if threshold is not None else torch.float32
+    out = torch.zeros(len(boxes), h, w, dtype=dtype, device=boxes.device)
+    ys = torch.arange(h, device=boxes.device, dtype=torch.float32) + 0.5
+    xs = torch.arange(w, device=boxes.device, dtype=torch.float32) + 0.5
+    chunk = max(1, (1 << 24) // max(h * w, 1))
+    for start in range(0, len(boxes), chunk):
+        b = boxes[start : start + chunk].float()
+        n = len(b)
+        size = (b[:, 2:] - b[:, :2]).clamp(min=1e-6)
+        gx = (xs[None] - b[:, 0:1]) / size[:, 0:1] * 2 - 1
+        gy = (ys[None] - b[:, 1:2]) / size[:, 1:2] * 2 - 1
+        grid = torch.stack([gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)], 3)
+        masks = mask_probs[start : start + chunk, None].float()
+        sampled = F.grid_sample(masks, grid, mode="bilinear", align_corners=False)
+        out[start : start + chunk] = (
+            sampled[:, 0] > threshold if threshold is not None else sampled[:, 0]
+        )
+    return out

@@ -1,50 +1,22 @@
 """paste_masks' exact-box mode equals the detector's former grid-sample paste.
 
 Until issue 16 the detector pasted its masks with its own ``F.grid_sample`` function; it now calls
-``ovvision.ops.paste_masks(..., exact_box=True)``. ``_grid_sample_paste`` below is that function
-as it was (its one change: ``threshold=None`` returns the sampled values), kept here only as the
-reference the mode must reproduce.
+``ovvision.ops.paste_masks(..., exact_box=True)``. ``grid_sample_paste`` (tests/ops/helpers.py) is
+that function as it was (its one change: ``threshold=None`` returns the sampled values), kept
+only as the reference the mode must reproduce.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from ovvision.ops import paste_masks, paste_masks_reference
-from tests.ops.helpers import requires_ops
+from tests.ops.helpers import grid_sample_paste, requires_ops
 
 pytestmark = requires_ops
 
 HEIGHT, WIDTH = 41, 57
-
-
-def _grid_sample_paste(
-    mask_probs: torch.Tensor,
-    boxes: torch.Tensor,
-    image_size: tuple[int, int],
-    threshold: float | None = 0.5,
-) -> torch.Tensor:
-    h, w = image_size
-    dtype = torch.bool if threshold is not None else torch.float32
-    out = torch.zeros(len(boxes), h, w, dtype=dtype, device=boxes.device)
-    ys = torch.arange(h, device=boxes.device, dtype=torch.float32) + 0.5
-    xs = torch.arange(w, device=boxes.device, dtype=torch.float32) + 0.5
-    chunk = max(1, (1 << 24) // max(h * w, 1))
-    for start in range(0, len(boxes), chunk):
-        b = boxes[start : start + chunk].float()
-        n = len(b)
-        size = (b[:, 2:] - b[:, :2]).clamp(min=1e-6)
-        gx = (xs[None] - b[:, 0:1]) / size[:, 0:1] * 2 - 1
-        gy = (ys[None] - b[:, 1:2]) / size[:, 1:2] * 2 - 1
-        grid = torch.stack([gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)], 3)
-        masks = mask_probs[start : start + chunk, None].float()
-        sampled = F.grid_sample(masks, grid, mode="bilinear", align_corners=False)
-        out[start : start + chunk] = (
-            sampled[:, 0] > threshold if threshold is not None else sampled[:, 0]
-        )
-    return out
 
 
 def _masks_and_boxes(num: int, seed: int, mask_hw: tuple[int, int] = (28, 28)):
@@ -68,9 +40,9 @@ def _exact(masks: torch.Tensor, boxes: torch.Tensor, threshold: float | None) ->
 
 @pytest.mark.parametrize("mask_hw", [(28, 28), (7, 12)])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_values_equal_the_grid_sample_paste(seed, mask_hw):
+def test_values_equal_thegrid_sample_paste(seed, mask_hw):
     masks, boxes = _masks_and_boxes(60, seed, mask_hw)
-    expected = _grid_sample_paste(masks, boxes, (HEIGHT, WIDTH), threshold=None)
+    expected = grid_sample_paste(masks, boxes, (HEIGHT, WIDTH), threshold=None)
     out = _exact(masks, boxes, None)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
@@ -78,10 +50,10 @@ def test_values_equal_the_grid_sample_paste(seed, mask_hw):
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.2])
-def test_binary_masks_equal_the_grid_sample_paste(threshold):
+def test_binary_masks_equal_thegrid_sample_paste(threshold):
     masks, boxes = _masks_and_boxes(80, 3)
-    values = _grid_sample_paste(masks, boxes, (HEIGHT, WIDTH), threshold=None)
-    expected = _grid_sample_paste(masks, boxes, (HEIGHT, WIDTH), threshold=threshold)
+    values = grid_sample_paste(masks, boxes, (HEIGHT, WIDTH), threshold=None)
+    expected = grid_sample_paste(masks, boxes, (HEIGHT, WIDTH), threshold=threshold)
     out = _exact(masks, boxes, threshold)
     assert out.dtype == torch.bool
     # The old paste kept values > threshold, the op keeps values >= threshold: they differ only
@@ -96,7 +68,7 @@ def test_step_masks_follow_the_unrounded_box():
     probs[1] = 1.0
     boxes = torch.tensor([[4.0, 2.0, 12.0, 6.0], [0.4, 0.4, 3.6, 2.6]])
     out = paste_masks(probs[:, None], boxes, (10, 16), threshold=0.5, exact_box=True)[:, 0]
-    assert torch.equal(out, _grid_sample_paste(probs, boxes, (10, 16)))
+    assert torch.equal(out, grid_sample_paste(probs, boxes, (10, 16)))
     ys, xs = torch.where(out[0])
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (2, 5, 4, 7)
     assert torch.where(out[1])[1].unique().tolist() == [0, 1, 2, 3]
@@ -104,7 +76,7 @@ def test_step_masks_follow_the_unrounded_box():
 
 def test_float64_and_low_precision_masks():
     masks, boxes = _masks_and_boxes(20, 4)
-    expected = _grid_sample_paste(masks, boxes, (HEIGHT, WIDTH), threshold=None)
+    expected = grid_sample_paste(masks, boxes, (HEIGHT, WIDTH), threshold=None)
     out = _exact(masks.double(), boxes.double(), None)
     assert out.dtype == torch.float64
     # float64 all the way: off from the float32 paste by that one's rounding of positions.
@@ -113,7 +85,7 @@ def test_float64_and_low_precision_masks():
         low = masks.to(dtype)
         out = _exact(low, boxes, None)
         assert out.dtype == dtype
-        ref = _grid_sample_paste(low.float(), boxes, (HEIGHT, WIDTH), threshold=None)
+        ref = grid_sample_paste(low.float(), boxes, (HEIGHT, WIDTH), threshold=None)
         torch.testing.assert_close(out.float(), ref, atol=8e-3, rtol=0)
 
 

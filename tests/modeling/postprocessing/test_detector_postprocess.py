@@ -6,7 +6,7 @@ import torch
 
 from ovvision.modeling.postprocessing import detector_postprocess
 from ovvision.structures import Boxes, Instances
-from tests.ops.test_paste_masks_exact_box import _grid_sample_paste
+from tests.ops.helpers import grid_sample_paste
 
 
 def test_detector_postprocess_rescales_boxes_and_pastes_masks():
@@ -25,7 +25,7 @@ def test_detector_postprocess_rescales_boxes_and_pastes_masks():
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (20, 39, 20, 59)
 
 
-def test_masks_equal_the_former_grid_sample_paste_after_rescaling():
+def test_masks_equal_the_formergrid_sample_paste_after_rescaling():
     g = torch.Generator().manual_seed(0)
     boxes = torch.rand(40, 2, generator=g) * torch.tensor([90.0, 40.0])
     boxes = torch.cat([boxes, boxes + torch.rand(40, 2, generator=g) * 30 + 0.5], dim=1)
@@ -38,7 +38,7 @@ def test_masks_equal_the_former_grid_sample_paste_after_rescaling():
         pred_mask_probs=probs,
     )
     out = detector_postprocess(result, 75, 130)
-    expected = _grid_sample_paste(probs, out.pred_boxes.tensor, (75, 130), threshold=0.5)
+    expected = grid_sample_paste(probs, out.pred_boxes.tensor, (75, 130), threshold=0.5)
     assert out.pred_masks.shape == (40, 75, 130) and out.pred_masks.dtype == torch.bool
     assert torch.equal(out.pred_masks, expected)
     empty = Instances(
