@@ -14,7 +14,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DropCounter", "sanitize_annotation"]
+__all__ = ["DropCounter", "clip_box_xywh", "sanitize_annotation"]
 
 
 class DropCounter:
@@ -59,7 +59,7 @@ def sanitize_annotation(
     Returns:
         A new dict with the keys of ``ann``, ``bbox`` clipped and ``segmentation`` cleaned.
     """
-    box = _clip_box(ann.get("bbox"), width, height, counter)
+    box = clip_box_xywh(ann.get("bbox"), width, height, counter)
     if box is None:
         return None
     out = dict(ann)
@@ -73,7 +73,9 @@ def sanitize_annotation(
     return out
 
 
-def _clip_box(bbox: Any, width: int, height: int, counter: DropCounter) -> list[float] | None:
+def clip_box_xywh(bbox: Any, width: int, height: int, counter: DropCounter) -> list[float] | None:
+    """``bbox`` (XYWH) clipped to the image, or None (counted) if it is not 4 finite numbers or
+    has no area inside the image."""
     if (
         not isinstance(bbox, list | tuple)
         or len(bbox) != 4

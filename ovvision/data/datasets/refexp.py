@@ -27,7 +27,7 @@ import os
 from collections import defaultdict
 from typing import Any
 
-from ..sanitize import DropCounter
+from ..sanitize import DropCounter, clip_box_xywh
 from .coco_ov import category_fields, coco_json_to_dicts
 from .json_io import read_json, register_json_dataset
 
@@ -161,7 +161,7 @@ def load_mdetr_refexp_json(
             "expressions": [],
         })  # fmt: skip
         for ann in anns_by_entry.get(entry["id"], []):
-            bbox = _clipped_xywh(ann["bbox"], entry["width"], entry["height"])
+            bbox = clip_box_xywh(ann.get("bbox"), entry["width"], entry["height"], counter)
             if bbox is None:
                 counter.add("expressions dropped: box empty after clipping to the image")
                 continue
@@ -178,12 +178,6 @@ def load_mdetr_refexp_json(
             })  # fmt: skip
     counter.log()
     return list(records.values())
-
-
-def _clipped_xywh(bbox: list[float], width: int, height: int) -> list[float] | None:
-    x1, y1 = max(float(bbox[0]), 0.0), max(float(bbox[1]), 0.0)
-    x2, y2 = min(float(bbox[0] + bbox[2]), width), min(float(bbox[1] + bbox[3]), height)
-    return [x1, y1, x2 - x1, y2 - y1] if x2 > x1 and y2 > y1 else None
 
 
 def register_mdetr_refexp(name: str, json_file: str, image_root: str) -> None:
