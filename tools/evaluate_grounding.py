@@ -13,7 +13,8 @@ The ground truth is a referring-expression json in one of the layouts of
 ``ovvg``); base/novel come from its categories' ``split``. A result is a dict with ``image_id``,
 ``ann_id``, ``text`` and ``bbox``: the ranked boxes, each XYWH in the original image's pixels.
 Acc@0.5 (overall, base, novel, small/medium/large) and recall@1/5/10 are printed (percent) and,
-with ``--output``, written as ``{"grounding": {...}}``.
+with ``--output``, written as ``{"grounding": {...}}``; ``--report DIR`` writes ``DIR/report.md``
+with the same numbers and a bar chart.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ovvision.evaluation import (
     read_grounding_results,
     write_metrics_json,
 )
+from ovvision.reports import write_metrics_report
 
 logger = logging.getLogger("ovvision.tools.evaluate_grounding")
 PROG = "evaluate_grounding.py"
@@ -48,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--format", default="refs", choices=sorted(LOADERS), help="layout of --gt")
     p.add_argument("--results", required=True, help="grounding_results.json")
     p.add_argument("--output", default="", help="write the metrics here (json)")
+    p.add_argument("--report", default="", metavar="DIR", help="also write DIR/report.md")
     return p.parse_args(argv)
 
 
@@ -71,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.output:
         write_metrics_json({"grounding": metrics}, args.output)
+    if args.report:
+        write_metrics_report(
+            {"grounding": metrics}, args.report, title=f"Grounding evaluation on {args.gt}"
+        )
     return 0
 
 

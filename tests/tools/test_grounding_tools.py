@@ -68,8 +68,13 @@ def test_train_evaluate_and_rescore(trained):
     gt = str(root / "ov_shapes/annotations/refexp_val.json")
     rescored = out / "rescored.json"
     evaluate = _tool("evaluate_grounding")
-    assert evaluate.main(["--gt", gt, "--results", str(results), "--output", str(rescored)]) == 0
+    report = out / "rescored_report"
+    args = ["--gt", gt, "--results", str(results), "--output", str(rescored)]
+    assert evaluate.main([*args, "--report", str(report)]) == 0
     assert json.loads(rescored.read_text()) == {"grounding": metrics}
+    text = (report / "report.md").read_text()
+    assert f"| Acc@0.5-base | {metrics['Acc@0.5-base']:.2f} |" in text
+    assert (report / "metrics_grounding.png").is_file()
     bad = out / "bad_results.json"
     bad.write_text('{"not": "a list"}')
     with pytest.raises(ValueError, match="bad_results.json' must hold a list"):
