@@ -334,12 +334,23 @@ def test_ray_pool_survives_a_killed_worker_and_matches_one_process(world, tmp_pa
     killed: dict[str, object] = {}
 
     def kill_one_worker_mid_run() -> None:
+        # Kill a Labeller actor once it has lived 1 s (its model loaded, or nearly), whether or
+        # not a shard is written yet: when Ray writes the shards (after each batch or only at
+        # the end) depends on the machine's load, so waiting for one could wait past the run.
+        first_seen: dict[int, float] = {}
         while "done" not in killed:
-            live = _labeller_pids()
-            written = len(list(shards.glob("*.parquet"))) if shards.is_dir() else 0
-            if "pid" not in killed and written >= 1 and live:
-                pid = min(live)
-                os.kill(pid, signal.SIGKILL)
+            now = time.monotonic()
+            for pid in _labeller_pids():
+                first_seen.setdefault(pid, now)
+            ready = [pid for pid, t in first_seen.items() if now - t >= 1.0]
+            if "pid" not in killed and ready:
+                written = len(list(shards.glob("*.parquet"))) if shards.is_dir() else 0
+                pid = min(ready)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:  # it ended meanwhile: try the next one
+                    first_seen.pop(pid)
+                    continue
                 killed.update(pid=pid, shards_before=written)
             time.sleep(0.05)
 
