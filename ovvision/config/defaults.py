@@ -167,6 +167,33 @@ _C.MODEL.GROUNDER.POSITIVE_IOU = 0.5  # a query whose box reaches this IoU with 
 _C.MODEL.GROUNDER.BOX_LOSS_WEIGHT = 1.0  # weight of the box refinement (smooth L1) loss
 _C.MODEL.GROUNDER.TOP_K_TEST = 10  # boxes returned per expression at inference (recall@10)
 _C.MODEL.GROUNDER.TRUNCATE_TEXT = False  # cut expressions over the context length (else raise)
+# OSMClassifier (modeling/meta_arch/osm.py): a causal LM names each mask (OSM, open-ended)
+_C.MODEL.OSM = CN()
+_C.MODEL.OSM.LANGUAGE_MODEL = ""  # folder of a transformers causal LM + tokenizer (by path)
+_C.MODEL.OSM.TRUST_REMOTE_CODE = False  # let transformers run the LM folder's own Python code
+_C.MODEL.OSM.TRAIN_LM_LAYERS = 0  # last LM transformer blocks trained with the MaskQ-Former
+_C.MODEL.OSM.PROPOSALS = "detector"  # masks to name: "detector" (OV-RCNN) or "ground_truth"
+_C.MODEL.OSM.DETECTOR_WEIGHTS = ""  # OV-RCNN checkpoint whose class-agnostic masks are proposals
+_C.MODEL.OSM.MAX_PROPOSALS = 50  # detector proposals named per image (objectness order, NMS-ed)
+_C.MODEL.OSM.PROPOSAL_NMS = 0.7  # IoU above which a lower-objectness proposal box is dropped
+_C.MODEL.OSM.FEATURE_LEVELS = ["res4", "res5"]  # CLIP tower maps summed (upsampled) into the grid
+_C.MODEL.OSM.CROP_TOKEN = True  # add the CLIP embedding of the mask's box crop as a visual token
+_C.MODEL.OSM.HIDDEN_DIM = 128  # width of the MaskQ-Former
+_C.MODEL.OSM.NUM_HEADS = 4  # attention heads of the MaskQ-Former
+_C.MODEL.OSM.NUM_LAYERS = 2  # MaskQ-Former layers (self-attention, cross-attention, MLP)
+_C.MODEL.OSM.NUM_MASK_QUERIES = 8  # queries attending inside the mask
+_C.MODEL.OSM.NUM_CONTEXT_QUERIES = 4  # queries attending inside the enlarged box
+_C.MODEL.OSM.CONTEXT_ENLARGE = 0.5  # the context box is the mask's box grown by this per side
+_C.MODEL.OSM.MODES = ["any", "ov_shapes"]  # mode queries: "any" first, then one per dataset
+_C.MODEL.OSM.MODE = "any"  # the mode used at inference
+_C.MODEL.OSM.DROPOUT = 0.0  # dropout in the MaskQ-Former
+_C.MODEL.OSM.MAX_NAME_TOKENS = 6  # length limit of a generated name (end token excluded)
+_C.MODEL.OSM.BEAM_SIZE = 1  # 1 = greedy decoding, > 1 = beam search
+_C.MODEL.OSM.GENERATE_NAMES = True  # also write each detection's free-text name at inference
+_C.MODEL.OSM.SCORE_END_TOKEN = True  # a name's probability includes the end token after it
+_C.MODEL.OSM.CLASSES_PER_MASK = 1  # detections per proposal: its best-ranked classes
+_C.MODEL.OSM.OBJECTNESS_WEIGHT = 1.0  # score = p(class) * objectness ** this (detector masks)
+_C.MODEL.OSM.SCORE_THRESH_TEST = 0.0  # detections below this score are dropped
 
 # ---------------------------------------------------------------------------------------------
 # Solver
