@@ -22,11 +22,13 @@ continues from its last checkpoint. Each run folder keeps the arguments it was s
 ``ablate_run.json``: a rerun whose arguments differ for a run stops before training anything
 (edit the config file's content only with a new --output: files are not compared).
 
-Writes ``DIR/ablation.json`` (per variant and seed: box and mask AP, AP50, AP50-base,
-AP50-novel, wall time of train_net.py, status ok/failed and the end of the log of a failed
+Writes ``DIR/ablation.json`` (per variant and seed: box and mask AP, AP50, AP50-base, AP50-novel,
+with ``TEST.CAPTIONS`` the caption metrics (BLEU-4, CIDEr-D, object-mention recall and precision,
+base and novel), wall time of train_net.py, status ok/failed and the end of the log of a failed
 run), ``DIR/ablation.md`` (mean ± sample standard deviation over seeds and the difference to the
-baseline, with a link to each run's evaluation report) and ``DIR/ablation.png`` (box AP50-base
-and AP50-novel per variant, std error bars), after every run. Each run writes its evaluation
+baseline, with a link to each run's evaluation report) and ``DIR/ablation.png`` (box AP50-base and
+AP50-novel per variant, std error bars), after every run.
+Each run writes its evaluation
 report (``train_net.py --report``) into ``DIR/<variant>/seed<seed>/report/``.
 With several test datasets the metrics are those of the first one in the
 run's ``DATASETS.TEST``. Exits 1 if any run failed, after writing the reports.
@@ -70,8 +72,13 @@ logger = logging.getLogger("ovvision.ablate")
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = "baseline"
-TASKS = {"bbox": "Box", "segm": "Mask"}
+TASKS = {"bbox": "Box", "segm": "Mask", "caption": "Captions"}
 METRICS = ("AP", "AP50", "AP50-base", "AP50-novel")
+CAPTION_METRICS = (
+    "BLEU-4", "CIDEr-D", "mention_recall_base", "mention_recall_novel",
+    "mention_precision_base", "mention_precision_novel",
+)  # fmt: skip
+TASK_METRICS = {"bbox": METRICS, "segm": METRICS, "caption": CAPTION_METRICS}
 STATE_FILE = "ablate_run.json"  # per run: the arguments it was started with, its attempts
 LOG_FILE = "ablate.log"  # per run: train_net.py's output, every attempt appended
 ERROR_LINES = 20  # lines of a failed run's log kept in the report
@@ -294,8 +301,8 @@ def read_metrics(folder: Path) -> tuple[dict[str, dict[str, float | None]], str 
         dataset = tests[0] if tests else sorted(results)[0]
         results = results[dataset]
     metrics = {
-        task: {m: results.get(task, {}).get(m) for m in METRICS} for task in TASKS
-    }  # a model without masks has no "segm": its mask metrics are None
+        task: {m: results.get(task, {}).get(m) for m in TASK_METRICS[task]} for task in TASKS
+    }  # a model without masks has no "segm", one without TEST.CAPTIONS no "caption": None
     return metrics, dataset
 
 
@@ -312,7 +319,7 @@ def run_record(run: Run, error: str | None) -> dict[str, Any]:
         "error": error,
         "dataset": None,
     }
-    metrics = {t: dict.fromkeys(METRICS) for t in TASKS}
+    metrics = {t: dict.fromkeys(TASK_METRICS[t]) for t in TASKS}
     if error is None:
         metrics, record["dataset"] = read_metrics(run.folder)
     return {**record, **metrics}
@@ -322,8 +329,9 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Mean and std over the successful runs of a variant, per task and metric (and wall time)."""
     ok = [r for r in runs if r["status"] == "ok"]
     summary: dict[str, dict[str, Any]] = {
-        task: {m: mean_std([r[task][m] for r in ok]) for m in METRICS} for task in TASKS
-    }
+        task: {m: mean_std([r.get(task, {}).get(m) for r in ok]) for m in TASK_METRICS[task]}
+        for task in TASKS
+    }  # .get: a report written before the caption metrics existed has none
     summary["time"] = {"wall_time_s": mean_std([r["wall_time_s"] for r in ok])}
     return summary
 
@@ -352,13 +360,18 @@ def markdown(report: dict[str, Any]) -> str:
         + (f" (first test dataset: {', '.join(datasets)})." if datasets else "."),
     ]
     for task, title in TASKS.items():
+        metrics = TASK_METRICS[task]
+        if task == "caption" and all(
+            s[task][m][0] is None for s in summaries.values() for m in metrics
+        ):
+            continue  # no run wrote captions (TEST.CAPTIONS off): no table
         extra = ["wall time (s)"] if task == "bbox" else []
         lines += ["", f"## {title} ({task})", ""]
-        lines.append("| " + " | ".join(["variant", "runs ok", *METRICS, *extra]) + " |")
-        lines.append("|" + "---|" * (2 + len(METRICS) + len(extra)))
+        lines.append("| " + " | ".join(["variant", "runs ok", *metrics, *extra]) + " |")
+        lines.append("|" + "---|" * (2 + len(metrics) + len(extra)))
         for v in variants:
             s, is_base = summaries[v["name"]], v["name"] == BASELINE
-            cells = [_cell(s[task][m], None if is_base else base[task][m][0]) for m in METRICS]
+            cells = [_cell(s[task][m], None if is_base else base[task][m][0]) for m in metrics]
             if extra:
                 time_base = None if is_base else base["time"]["wall_time_s"][0]
                 cells.append(_cell(s["time"]["wall_time_s"], time_base))
@@ -463,7 +476,7 @@ def _report(
     records: dict[tuple[str, int], dict[str, Any]],
 ) -> dict[str, Any]:
     """The content of ``ablation.json``; runs not reached yet are ``pending``."""
-    pending = {t: dict.fromkeys(METRICS) for t in TASKS}
+    pending = {t: dict.fromkeys(TASK_METRICS[t]) for t in TASKS}
     return {
         "config_file": os.path.abspath(args.config_file),
         "seeds": list(args.seeds),

@@ -26,7 +26,11 @@ from torch import nn
 
 from ovvision.checkpoint import Checkpointer, unwrap_model
 from ovvision.config import CfgNode
-from ovvision.data import build_detection_test_loader, build_detection_train_loader
+from ovvision.data import (
+    DatasetCatalog,
+    build_detection_test_loader,
+    build_detection_train_loader,
+)
 from ovvision.engine import (
     AMPTrainer,
     SimpleTrainer,
@@ -40,7 +44,13 @@ from ovvision.engine import (
     use_training_vocabulary,
 )
 from ovvision.engine.defaults import load_tool_config, prepare_datasets_and_files, run_tool
-from ovvision.evaluation import build_evaluator, inference_on_dataset, save_eval_results
+from ovvision.evaluation import (
+    CaptionEvaluator,
+    DatasetEvaluators,
+    build_evaluator,
+    inference_on_dataset,
+    save_eval_results,
+)
 from ovvision.modeling import build_model
 from ovvision.reports import write_evaluator_report
 from ovvision.solver import build_gradient_clipper, build_lr_scheduler, build_optimizer
@@ -94,8 +104,15 @@ def do_test(
     for name in cfg.DATASETS.TEST:
         detector.set_vocabulary(dataset_vocabulary(configured_vocabulary, name))
         loader = build_detection_test_loader(cfg, name)
-        evaluator = build_evaluator(cfg, name, os.path.join(cfg.OUTPUT_DIR, "inference", name))
-        results[name] = inference_on_dataset(model, loader, evaluator)
+        folder = os.path.join(cfg.OUTPUT_DIR, "inference", name)
+        evaluator = build_evaluator(cfg, name, folder)
+        evaluators = [evaluator]
+        if cfg.TEST.CAPTIONS:  # the model writes a caption per image: score it too
+            dicts = DatasetCatalog.get(name)
+            evaluators.append(
+                CaptionEvaluator.from_dataset_dicts(dicts, detector.vocabulary, folder)
+            )
+        results[name] = inference_on_dataset(model, loader, DatasetEvaluators(evaluators))
         if report_dir and comm.is_main_process():
             folder = os.path.join(report_dir, name) if len(cfg.DATASETS.TEST) > 1 else report_dir
             write_evaluator_report(

@@ -4,6 +4,7 @@ The explicit imports below register every evaluator type ("coco_ov", "lvis_ov", 
 ``EVALUATOR_REGISTRY``, so :func:`build_evaluator` finds them once this package is imported.
 """
 
+from .captioning import CAPTION_RESULTS_FILE, CaptionEvaluator, evaluate_caption_files
 from .class_split import ClassSplit, resolve_class_split
 from .coco_format import COCOFormatEvaluator, metadata_arguments
 from .coco_ov import COCOOpenVocabEvaluator
@@ -32,10 +33,12 @@ from .grounding import (
 from .lvis_ov import LVISOpenVocabEvaluator
 
 __all__ = [
+    "CAPTION_RESULTS_FILE",
     "EVALUATOR_REGISTRY",
     "EVAL_RESULTS_FILE",
     "GROUNDING_RESULTS_FILE",
     "COCOFormatEvaluator",
+    "CaptionEvaluator",
     "COCOOpenVocabEvaluator",
     "ClassSplit",
     "DatasetEvaluator",
@@ -43,6 +46,7 @@ __all__ = [
     "GroundingEvaluator",
     "LVISOpenVocabEvaluator",
     "build_evaluator",
+    "evaluate_caption_files",
     "grounding_metrics",
     "grounding_targets",
     "inference_on_dataset",

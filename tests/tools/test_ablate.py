@@ -183,3 +183,42 @@ def test_ablate_variants_seeds_reports_resume_and_failure(tmp_path):
     changed = _ablate([*args[:-2], "DATALOADER.NUM_WORKERS", "1"], env)
     assert changed.returncode == 2
     assert changed.stderr.count("\n") == 1 and "DATALOADER.NUM_WORKERS: 0 -> 1" in changed.stderr
+
+
+def _load_ablate():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ovvision_ablate", ROOT / "tools" / "ablate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_caption_metrics_get_their_own_table_only_when_a_run_has_them(tmp_path):
+    ablate = _load_ablate()
+    box = {m: 50.0 for m in METRICS}
+    caption = {"BLEU-4": 20.0, "CIDEr-D": 80.0, "mention_recall_base": 90.0,
+               "mention_recall_novel": 40.0}  # fmt: skip
+    runs = {}
+    for name, seed, results in [
+        ("baseline", 0, {"bbox": box}),
+        ("generation", 0, {"bbox": box, "caption": caption}),
+        ("generation", 1, {"bbox": box, "caption": {**caption, "mention_recall_novel": 60.0}}),
+    ]:
+        folder = tmp_path / name / f"seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "eval_results.json").write_text(json.dumps(results))
+        metrics, _ = ablate.read_metrics(folder)
+        record = {"seed": seed, "status": "ok", "wall_time_s": 1.0, "dataset": None, **metrics}
+        runs.setdefault(name, []).append(record)
+    variants = [{"name": n, "overrides": [], "runs": r} for n, r in runs.items()]
+    report = {"config_file": "c.yaml", "seeds": [0, 1], "overrides": [], "variants": variants}
+    table = _table(ablate.markdown(report), "Captions (caption)")
+    header = ["runs ok", *ablate.CAPTION_METRICS]
+    cells = dict(zip(header, table["generation"]))
+    assert _parse_cell(cells["mention_recall_novel"])[:2] == pytest.approx((50.0, 14.142), 1e-3)
+    assert cells["mention_precision_base"] == "—" and table["baseline"][1] == "—"
+
+    report["variants"] = report["variants"][:1]  # no run with captions: no caption table
+    assert "## Captions" not in ablate.markdown(report)

@@ -77,3 +77,24 @@ def test_describe_without_a_caption_generator_is_refused_up_front(demo, tmp_path
                    "--describe"])  # fmt: skip
     assert exit_info.value.code != 0
     assert "CaptionGenerationLoss" in capsys.readouterr().err
+
+
+def test_test_captions_adds_the_describe_caption_to_each_output(tmp_path):
+    cfg = tiny_config(*GENERATION, "TEST.CAPTIONS", "True")
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    rng = np.random.default_rng(1)
+    batch = [
+        {"image": torch.from_numpy(rng.integers(0, 255, (3, 40, 56), dtype=np.uint8))}
+        for _ in range(2)
+    ]
+    with torch.no_grad():
+        outputs = model(batch)
+        described = model.describe(batch)
+    assert [o["caption"] for o in outputs] == described
+    assert all("instances" in o for o in outputs)
+
+
+def test_test_captions_without_a_caption_generator_is_refused():
+    with pytest.raises(ValueError, match="TEST.CAPTIONS"):
+        build_model(tiny_config("TEST.CAPTIONS", "True"))

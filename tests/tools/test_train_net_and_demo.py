@@ -236,3 +236,39 @@ def test_demo_outputs_of_distinct_inputs_never_collide(
         assert p["category_name"] == ["star", "heart", "circle"][p["category_id"]]
     counts = {i["file_name"]: i["num_detections"] for i in images}
     assert counts == {name: sum(p["file_name"] == name for p in predictions) for name in expected}
+
+
+def test_test_captions_scores_the_generated_captions(tiny_ov_shapes, tmp_path):
+    """TEST.CAPTIONS: train_net's evaluation writes each val image's caption and scores it; the
+    scores equal those of the caption file scored on its own (evaluate_caption_files)."""
+    from ovvision.evaluation import CAPTION_RESULTS_FILE, evaluate_caption_files
+    from ovvision.structures import ClassList
+
+    root, env = tiny_ov_shapes
+    out = tmp_path / "captions"
+    generation = [
+        "MODEL.ROI_HEADS.AUXILIARY_LOSSES", '["CaptionGenerationLoss"]',
+        "MODEL.CAPTION_GENERATION.HIDDEN_DIM", "32", "MODEL.CAPTION_GENERATION.NUM_LAYERS", "1",
+        "MODEL.CAPTION_GENERATION.NUM_HEADS", "2", "MODEL.CAPTION_GENERATION.MAX_LENGTH", "8",
+        "DATASETS.TRAIN", '("ov_shapes_train_captions",)', "TEST.CAPTIONS", "True",
+    ]  # fmt: skip
+    args = ["tools/train_net.py", "--config-file", str(CONFIG), "--report", str(out / "report")]
+    proc = _run([*args, *_opts(root, out, 1), *generation], env, ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    metrics = json.loads((out / "eval_results.json").read_text())
+    assert {"bbox", "segm", "caption"} <= set(metrics)
+    folder = out / "inference" / "ov_shapes_val"
+    rows = json.loads((folder / CAPTION_RESULTS_FILE).read_text())
+    assert len(rows) == 6 and all(isinstance(r["caption"], str) for r in rows)
+    annotations = root / "ov_shapes" / "annotations"
+    instances = json.loads((annotations / "instances_val.json").read_text())
+    categories = sorted(instances["categories"], key=lambda c: c["id"])
+    classes = ClassList(
+        [c["name"] for c in categories], is_novel=[c.get("split") == "novel" for c in categories]
+    )
+    direct = evaluate_caption_files(
+        str(folder / CAPTION_RESULTS_FILE), str(annotations / "captions_val.json"),
+        str(annotations / "instances_val.json"), classes,
+    )["caption"]  # fmt: skip
+    assert metrics["caption"] == pytest.approx(direct)
+    assert (out / "report" / "report.md").is_file()

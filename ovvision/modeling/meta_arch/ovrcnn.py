@@ -50,6 +50,8 @@ class OVRCNN(nn.Module):
         mask_threshold: mask probability threshold when pasting masks.
         seen_cosine_threshold: a class also counts as seen when its embedding's cosine with a
             trained class's exceeds this (0 = by name only).
+        captions_at_test: inference also writes each image's ``"caption"`` (needs a caption
+            generator, ``CaptionGenerationLoss``; ``TEST.CAPTIONS``).
     """
 
     @configurable
@@ -65,6 +67,7 @@ class OVRCNN(nn.Module):
         name_embedder: NameEmbedder | None = None,
         mask_threshold: float = 0.5,
         seen_cosine_threshold: float = 0.0,
+        captions_at_test: bool = False,
     ):
         super().__init__()
         self.backbone = backbone
@@ -75,6 +78,12 @@ class OVRCNN(nn.Module):
         self.name_embedder = name_embedder
         self.mask_threshold = mask_threshold
         self.seen_cosine_threshold = seen_cosine_threshold
+        if captions_at_test and self.caption_writer is None:
+            raise ValueError(
+                "TEST.CAPTIONS needs a caption generator: add CaptionGenerationLoss to "
+                "MODEL.ROI_HEADS.AUXILIARY_LOSSES"
+            )
+        self.captions_at_test = captions_at_test
         # The vocabulary as tensors: buffers, so that .to(device) moves them with the model.
         self.register_buffer("_class_embeddings", torch.zeros(0), persistent=False)
         self.register_buffer("_seen", torch.zeros(0, dtype=torch.bool), persistent=False)
@@ -103,11 +112,18 @@ class OVRCNN(nn.Module):
             "name_embedder": name_embedder,
             "mask_threshold": cfg.MODEL.ROI_MASK_HEAD.MASK_THRESHOLD,
             "seen_cosine_threshold": cfg.MODEL.PROXY_MIXUP.SEEN_COSINE_THRESHOLD,
+            "captions_at_test": cfg.TEST.CAPTIONS,
         }
 
     @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
+
+    @property
+    def caption_writer(self) -> CaptionGenerationLoss | None:
+        """The caption generator among the ROI heads' auxiliary losses (None: there is none)."""
+        losses = getattr(self.roi_heads, "auxiliary_losses", ())
+        return next((m for m in losses if isinstance(m, CaptionGenerationLoss)), None)
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -211,8 +227,9 @@ class OVRCNN(nn.Module):
         Returns:
             With ``do_postprocess``: per image ``{"instances": Instances}`` with ``pred_boxes``
             (Boxes), ``scores``, ``pred_classes`` (indices into :attr:`class_names`) and, with
-            masks, ``pred_masks`` (``BoolTensor[N, height, width]``). Without: the raw
-            Instances at the network's input resolution.
+            masks, ``pred_masks`` (``BoolTensor[N, height, width]``); with ``captions_at_test``
+            also ``"caption"`` (str). Without: the raw Instances at the network's input
+            resolution.
         """
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
@@ -227,6 +244,10 @@ class OVRCNN(nn.Module):
             outputs.append(
                 {"instances": detector_postprocess(result, height, width, self.mask_threshold)}
             )
+        if self.captions_at_test:
+            captions = self._write_captions(images, features, proposals, None)
+            for output, caption in zip(outputs, captions):
+                output["caption"] = caption
         return outputs
 
     @torch.no_grad()
@@ -243,11 +264,7 @@ class OVRCNN(nn.Module):
             ValueError: the model has no caption generator (``CaptionGenerationLoss`` is not in
                 ``MODEL.ROI_HEADS.AUXILIARY_LOSSES``).
         """
-        writer = next(
-            (m for m in self.roi_heads.auxiliary_losses if isinstance(m, CaptionGenerationLoss)),
-            None,
-        )
-        if writer is None:
+        if self.caption_writer is None:
             raise ValueError(
                 "this model has no caption generator: add CaptionGenerationLoss to "
                 "MODEL.ROI_HEADS.AUXILIARY_LOSSES and train it"
@@ -255,6 +272,19 @@ class OVRCNN(nn.Module):
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
         proposals, _, _ = self.proposal_generator(images, features)
+        return self._write_captions(images, features, proposals, beam_size)
+
+    def _write_captions(
+        self,
+        images: ImageList,
+        features: dict[str, torch.Tensor],
+        proposals: list[torch.Tensor],
+        beam_size: int | None,
+    ) -> list[str]:
+        """A caption per image from the embeddings of its top proposals (``Tensor[R_i, 4]``,
+        objectness order)."""
+        writer = self.caption_writer
+        assert writer is not None  # checked by the callers
         boxes = [p[: writer.regions_per_image] for p in proposals]
         return writer.generate(self.roi_heads.embed_boxes(images, features, boxes), beam_size)
 
