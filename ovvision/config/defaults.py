@@ -234,8 +234,8 @@ _C.TEST.EVAL_PERIOD = 0  # evaluate every this many iterations during training (
 # Evaluation of detections (ovvision.evaluation): caps and protocols
 _C.TEST.DETECTIONS_PER_IMAGE = 100  # detections kept per image by model and evaluator (LVIS: 300)
 _C.TEST.LVIS_FIXED_AP = False  # LVIS fixed AP: no per-image cap, 10,000 detections per class
-# Evaluation reports (ovvision.reports): report.md + PNG figures after each evaluation
 _C.TEST.CAPTIONS = False  # also write and score each test image's caption (caption generator)
+# Evaluation reports (ovvision.reports): report.md + PNG figures after each evaluation
 _C.TEST.REPORT = False  # write a report (train_net.py --report DIR also turns it on)
 _C.TEST.REPORT_DIR = ""  # its folder ("" = OUTPUT_DIR/report; a subfolder per dataset if several)
 _C.TEST.REPORT_MIN_SCORE = 0.3  # lower-scoring detections find no object and confuse no class
