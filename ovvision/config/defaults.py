@@ -194,6 +194,18 @@ _C.MODEL.OSM.SCORE_END_TOKEN = True  # a name's probability includes the end tok
 _C.MODEL.OSM.CLASSES_PER_MASK = 1  # detections per proposal: its best-ranked classes
 _C.MODEL.OSM.OBJECTNESS_WEIGHT = 1.0  # score = p(class) * objectness ** this (detector masks)
 _C.MODEL.OSM.SCORE_THRESH_TEST = 0.0  # detections below this score are dropped
+# tools/train_osm.py: (1) LM on caption text, (2) MaskQ-Former on crop-caption pairs, (3) naming
+_C.MODEL.OSM.TEXT_DATASETS = ["ov_shapes_captions_train", "ov_shapes_pretrain_train"]  # stage 1 text
+_C.MODEL.OSM.PAIR_DATASET = "ov_shapes_pretrain_train"  # stage 2: object crop boxes and captions
+_C.MODEL.OSM.TINY_LM_DIM = 192  # stage 1 GPT-2 width
+_C.MODEL.OSM.TINY_LM_LAYERS = 4  # stage 1 GPT-2 blocks
+_C.MODEL.OSM.TINY_LM_HEADS = 4  # stage 1 GPT-2 attention heads
+_C.MODEL.OSM.STAGE_ITERS = [600, 600, 600]  # iterations of stages 1, 2, 3
+_C.MODEL.OSM.STAGE_BATCH = [64, 16, 16]  # captions (stage 1) or images (stages 2, 3) per step
+_C.MODEL.OSM.STAGE_LR = [0.001, 0.0005, 0.0003]  # AdamW peak learning rate per stage (cosine)
+_C.MODEL.OSM.REGIONS_PER_IMAGE = 4  # stages 2, 3: regions drawn per image and step (at most)
+_C.MODEL.OSM.INSTRUCT_CAPTION_FRACTION = 0.5  # stage 3: share of regions given a caption task
+_C.MODEL.OSM.DATASET_MODE_FRACTION = 0.5  # stage 3: share of naming regions in the dataset mode
 
 # ---------------------------------------------------------------------------------------------
 # Solver

@@ -31,6 +31,7 @@ from .grounding import (
     read_grounding_results,
 )
 from .lvis_ov import LVISOpenVocabEvaluator
+from .naming import NamingEvaluator
 
 __all__ = [
     "CAPTION_RESULTS_FILE",
@@ -45,6 +46,7 @@ __all__ = [
     "DatasetEvaluators",
     "GroundingEvaluator",
     "LVISOpenVocabEvaluator",
+    "NamingEvaluator",
     "build_evaluator",
     "evaluate_caption_files",
     "grounding_metrics",

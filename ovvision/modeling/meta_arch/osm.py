@@ -1,0 +1,589 @@
+"""OSMClassifier: a language model names each mask (OSM, "Towards Open-Ended Visual Recognition
+with Large Language Model").
+
+Masks come from a frozen OV-RCNN's class-agnostic mask head (``PROPOSALS: "detector"``) or from
+the ground truth (``"ground_truth"``, for naming evaluation). The frozen CLIP image tower's dense
+maps are computed once per image; a :class:`MaskQFormer` turns each mask into visual tokens
+(plus, optionally, the CLIP embedding of its box crop); a causal LM loaded by path answers the
+naming prompt after them. Inference returns ordinary detections -- the vocabulary ranked by the
+probability of each class's name -- plus the generated free-text name of every instance.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import batched_nms, clip_boxes_to_image
+
+from ovvision.checkpoint import Checkpointer
+from ovvision.config import CfgNode, configurable
+from ovvision.modeling.backbone import ClipTower, wrap_clip_tower
+from ovvision.modeling.backbone.clip_backbone import check_pixel_normalisation
+from ovvision.modeling.clip_regions import ClipBoxEmbedder
+from ovvision.modeling.osm import (
+    NAMING_PROMPTS,
+    LanguageModel,
+    MaskQFormer,
+    VocabularyScorer,
+    beam_search,
+    greedy_decode,
+    inference_prompt,
+    load_causal_lm,
+)
+from ovvision.modeling.postprocessing import detector_postprocess
+from ovvision.modeling.text import (
+    VocabularyLike,
+    build_vocabulary_from_cfg,
+    text_encoder_from_cfg,
+)
+from ovvision.structures import Boxes, ClassList, ImageList, Instances, Vocabulary, as_class_list
+
+from .build import META_ARCH_REGISTRY
+from .input_checks import check_image
+from .ovrcnn import OVRCNN
+
+__all__ = ["OSMClassifier"]
+
+logger = logging.getLogger(__name__)
+
+PROPOSAL_SOURCES = ("detector", "ground_truth")
+
+
+@META_ARCH_REGISTRY.register()
+class OSMClassifier(nn.Module):
+    """Generative mask classification (``META_ARCHITECTURE: "OSMClassifier"``).
+
+    Training input (``tools/train_osm.py`` builds it): per image ``{"image", "regions"}``, each
+    region a dict with ``"box"`` (XYXY input pixels), ``"mask"`` (``BoolTensor[H, W]`` or None
+    for the box itself), ``"prompt"``, ``"answer"`` and ``"mode"``; the loss is the answer's
+    token cross-entropy. Inference input: mapper dicts (with ``"instances"`` holding
+    ``gt_boxes``/``gt_masks`` for ground-truth proposals).
+
+    Args:
+        tower: the frozen CLIP image tower (dense maps, and crops for the crop token).
+        feature_levels: tower maps the MaskQ-Former reads, finest first.
+        qformer: the MaskQ-Former.
+        lm: the causal language model.
+        crop_embedder: CLIP embeddings of box crops (None: no crop token).
+        crop_proj: projection of a crop embedding to the LM's width (with ``crop_embedder``).
+        vocabulary: the classes ranked at inference.
+        pixel_mean, pixel_std: input normalisation (CLIP's), 0-255 units.
+        detector: the frozen OV-RCNN proposing masks (None: ground-truth masks).
+        train_lm_layers: last LM blocks trained (0: LM frozen).
+        mode: the mode query used at inference.
+        max_proposals, proposal_nms: detector proposals kept per image, and their NMS IoU.
+        max_name_tokens, beam_size: decoding length limit, and 1 = greedy.
+        generate_names: write free-text names at inference.
+        score_end_token: a name's probability includes the end token.
+        classes_per_mask: detections per proposal (its best classes).
+        objectness_weight: exponent of the proposal's objectness in the score.
+        score_thresh: detections under this score are dropped.
+        mask_threshold: mask probability threshold when pasting detector masks.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        tower: ClipTower,
+        feature_levels: Sequence[str],
+        qformer: MaskQFormer,
+        lm: LanguageModel,
+        crop_embedder: ClipBoxEmbedder | None,
+        crop_proj: nn.Module | None,
+        vocabulary: Vocabulary,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        detector: OVRCNN | None = None,
+        train_lm_layers: int = 0,
+        mode: str = "any",
+        max_proposals: int = 50,
+        proposal_nms: float = 0.7,
+        max_name_tokens: int = 6,
+        beam_size: int = 1,
+        generate_names: bool = True,
+        score_end_token: bool = True,
+        classes_per_mask: int = 1,
+        objectness_weight: float = 1.0,
+        score_thresh: float = 0.0,
+        mask_threshold: float = 0.5,
+    ):
+        super().__init__()
+        self.tower = tower
+        self.feature_levels = list(feature_levels)
+        self.qformer = qformer
+        self.lm = lm
+        self.lm.freeze(train_lm_layers)
+        self.crop_embedder = crop_embedder
+        self.crop_proj = crop_proj
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+        # Not a submodule: its weights stay in its own checkpoint, not in OSM's.
+        self._detector = [detector] if detector is not None else []
+        if detector is not None:
+            detector.requires_grad_(False)
+            detector.eval()
+        self.mode = mode
+        self.mode_index = qformer.mode_index(mode)
+        self.max_proposals = max_proposals
+        self.proposal_nms = proposal_nms
+        self.max_name_tokens = max_name_tokens
+        self.beam_size = beam_size
+        self.generate_names = generate_names
+        self.score_end_token = score_end_token
+        self.classes_per_mask = classes_per_mask
+        self.objectness_weight = objectness_weight
+        self.score_thresh = score_thresh
+        self.mask_threshold = mask_threshold
+        self._vocabulary: Vocabulary | ClassList | None = None
+        self._scorer: VocabularyScorer | None = None
+        self.set_vocabulary(vocabulary)
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> dict[str, Any]:
+        o = cfg.MODEL.OSM
+        if o.PROPOSALS not in PROPOSAL_SOURCES:
+            raise ValueError(
+                f"MODEL.OSM.PROPOSALS must be one of {PROPOSAL_SOURCES}, got {o.PROPOSALS!r}"
+            )
+        if not o.LANGUAGE_MODEL:
+            raise ValueError("MODEL.OSM.LANGUAGE_MODEL is empty: set the folder of a causal LM")
+        detector = None
+        if o.PROPOSALS == "detector":
+            detector = OVRCNN(cfg)
+            _load_detector(detector, o.DETECTOR_WEIGHTS)
+            clip = detector.name_embedder.encoder if detector.name_embedder else None
+            tower = detector.backbone.tower
+        else:
+            clip = text_encoder_from_cfg(cfg)
+            tower = wrap_clip_tower(clip)
+        if clip is None:
+            clip = text_encoder_from_cfg(cfg)
+        check_pixel_normalisation(cfg, tower)
+        lm = load_causal_lm(o.LANGUAGE_MODEL, trust_remote_code=o.TRUST_REMOTE_CODE)
+        missing = [lv for lv in o.FEATURE_LEVELS if lv not in tower.feature_channels]
+        if missing or not o.FEATURE_LEVELS:
+            raise ValueError(
+                f"MODEL.OSM.FEATURE_LEVELS {list(o.FEATURE_LEVELS)}: the CLIP tower has maps "
+                f"{list(tower.feature_channels)}"
+            )
+        levels = sorted(o.FEATURE_LEVELS, key=lambda lv: tower.feature_strides[lv])
+        qformer = MaskQFormer(
+            in_channels=[tower.feature_channels[lv] for lv in levels],
+            dim=o.HIDDEN_DIM,
+            out_dim=lm.embed_dim,
+            num_heads=o.NUM_HEADS,
+            num_layers=o.NUM_LAYERS,
+            num_mask_queries=o.NUM_MASK_QUERIES,
+            num_context_queries=o.NUM_CONTEXT_QUERIES,
+            modes=list(o.MODES),
+            context_enlarge=o.CONTEXT_ENLARGE,
+            dropout=o.DROPOUT,
+        )
+        crop_embedder = crop_proj = None
+        if o.CROP_TOKEN:
+            crop_embedder = ClipBoxEmbedder(
+                tower=tower,
+                source="crops",
+                pixel_mean=list(cfg.MODEL.PIXEL_MEAN),
+                pixel_std=list(cfg.MODEL.PIXEL_STD),
+                crop_scale=cfg.MODEL.CLIP_BOX_EMBEDDER.CROP_SCALE,
+            )
+            crop_proj = nn.Sequential(
+                nn.Linear(tower.embed_dim, lm.embed_dim), nn.LayerNorm(lm.embed_dim)
+            )
+        return {
+            "tower": tower,
+            "feature_levels": levels,
+            "qformer": qformer,
+            "lm": lm,
+            "crop_embedder": crop_embedder,
+            "crop_proj": crop_proj,
+            "vocabulary": build_vocabulary_from_cfg(cfg, clip),
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+            "detector": detector,
+            "train_lm_layers": o.TRAIN_LM_LAYERS,
+            "mode": o.MODE,
+            "max_proposals": o.MAX_PROPOSALS,
+            "proposal_nms": o.PROPOSAL_NMS,
+            "max_name_tokens": o.MAX_NAME_TOKENS,
+            "beam_size": o.BEAM_SIZE,
+            "generate_names": o.GENERATE_NAMES,
+            "score_end_token": o.SCORE_END_TOKEN,
+            "classes_per_mask": o.CLASSES_PER_MASK,
+            "objectness_weight": o.OBJECTNESS_WEIGHT,
+            "score_thresh": o.SCORE_THRESH_TEST,
+            "mask_threshold": cfg.MODEL.ROI_MASK_HEAD.MASK_THRESHOLD,
+        }
+
+    # -- vocabulary and mode -------------------------------------------------------------------
+    @property
+    def detector(self) -> OVRCNN | None:
+        return self._detector[0] if self._detector else None
+
+    @property
+    def vocabulary(self) -> Vocabulary | ClassList:
+        assert self._vocabulary is not None  # set in __init__
+        return self._vocabulary
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.vocabulary.names)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def set_vocabulary(self, vocabulary: VocabularyLike) -> None:
+        """Rank the classes of ``vocabulary`` from now on: a Vocabulary, a ClassList, or class
+        names with optional ``|``-separated synonyms. Only names are read (no embedding)."""
+        if isinstance(vocabulary, Vocabulary):
+            classes = ClassList(
+                list(vocabulary.names),
+                [list(s) for s in vocabulary.synonyms],
+                vocabulary.is_novel.tolist(),
+            )
+        else:
+            classes = as_class_list(vocabulary)
+            vocabulary = classes
+        self._scorer = VocabularyScorer(self.lm, classes, end_token=self.score_end_token)
+        self._vocabulary = vocabulary
+
+    def set_training_vocabulary(self, vocabulary: VocabularyLike) -> None:
+        """Naming is trained on text, not on a class list: this only sets the vocabulary."""
+        self.set_vocabulary(vocabulary)
+
+    def set_mode(self, mode: str) -> None:
+        """Answer in mode ``mode`` (``"any"`` or a dataset's) from now on."""
+        self.mode_index = self.qformer.mode_index(mode)
+        self.mode = mode
+
+    def _apply(self, fn: Any, recurse: bool = True) -> OSMClassifier:
+        super()._apply(fn, recurse)
+        if self._detector:
+            self._detector[0]._apply(fn, recurse)
+        return self
+
+    def train(self, mode: bool = True) -> OSMClassifier:
+        """The frozen parts (CLIP, detector, frozen LM) stay in eval mode."""
+        super().train(mode)
+        self.tower.eval()
+        if self._detector:
+            self._detector[0].eval()
+        return self
+
+    # -- shared steps --------------------------------------------------------------------------
+    def preprocess_image(self, batched_inputs: list[dict[str, Any]]) -> ImageList:
+        """Normalise and pad the images of a batch (to the tower's coarsest stride)."""
+        if not batched_inputs:
+            raise ValueError("the batch is empty")
+        images = [
+            (check_image(x, i).to(self.device, torch.float32) - self.pixel_mean) / self.pixel_std
+            for i, x in enumerate(batched_inputs)
+        ]
+        return ImageList.from_tensors(images, max(self.tower.feature_strides.values()))
+
+    def visual_tokens(
+        self,
+        images: ImageList,
+        maps: dict[str, torch.Tensor],
+        masks: torch.Tensor,
+        boxes: torch.Tensor,
+        image_index: torch.Tensor,
+        modes: torch.Tensor,
+    ) -> torch.Tensor:
+        """``Tensor[M, Q (+1 crop token), E]``: the LM prefix of each mask.
+
+        Args:
+            images: the normalised batch.
+            maps: the tower's maps of the batch (computed once per image).
+            masks: ``Tensor[M, H, W]`` at the padded input size; boxes ``Tensor[M, 4]`` XYXY.
+            image_index, modes: ``LongTensor[M]``.
+        """
+        grid = self.qformer.encode_features([maps[lv].float() for lv in self.feature_levels])
+        size = tuple(images.tensor.shape[-2:])
+        tokens = self.qformer(grid, masks, boxes, image_index, modes, size)
+        if self.crop_embedder is None:
+            return tokens
+        per_image = [boxes[image_index == i] for i in range(len(images))]
+        crops = self.crop_embedder(images, maps, per_image)
+        order = torch.cat([torch.where(image_index == i)[0] for i in range(len(images))])
+        crop_tokens = torch.empty_like(crops)
+        crop_tokens[order] = crops
+        return torch.cat([tokens, self.crop_proj(crop_tokens)[:, None]], dim=1)
+
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        return [self.lm.bos_id, *self.lm.encode(prompt)]
+
+    # -- training ------------------------------------------------------------------------------
+    def forward(self, batched_inputs: list[dict[str, Any]]) -> dict[str, torch.Tensor] | list[dict]:
+        """Training: ``{"loss_osm_lm"}``. Inference: see :meth:`inference`."""
+        if not self.training:
+            return self.inference(batched_inputs)
+        images = self.preprocess_image(batched_inputs)
+        with torch.no_grad():
+            maps = self.tower(images.tensor)
+        size = tuple(images.tensor.shape[-2:])
+        masks, boxes, owners, modes, prompts, answers = [], [], [], [], [], []
+        for i, item in enumerate(batched_inputs):
+            for r in item.get("regions", []):
+                box = torch.as_tensor(r["box"], dtype=torch.float32, device=self.device)
+                masks.append(_region_mask(r.get("mask"), box, size, self.device))
+                boxes.append(box)
+                owners.append(i)
+                modes.append(self.qformer.mode_index(r.get("mode", "any")))
+                prompts.append(self._prompt_ids(r["prompt"]))
+                answers.append([*self.lm.encode(r["answer"]), self.lm.eos_id])
+        if not masks:  # an exact zero reaching every trained parameter
+            zero = sum(p.reshape(-1)[:0].sum() for p in self.parameters() if p.requires_grad)
+            return {"loss_osm_lm": zero}
+        tokens = self.visual_tokens(
+            images,
+            maps,
+            torch.stack(masks),
+            torch.stack(boxes),
+            torch.tensor(owners, device=self.device),
+            torch.tensor(modes, device=self.device),
+        )
+        return {"loss_osm_lm": self._answer_loss(tokens, prompts, answers)}
+
+    def _answer_loss(
+        self, visual: torch.Tensor, prompts: list[list[int]], answers: list[list[int]]
+    ) -> torch.Tensor:
+        """Mean cross-entropy of the answers' tokens (end token included) after each region's
+        visual tokens and prompt; sequences are right-padded (causal attention ignores it)."""
+        q = visual.shape[1]
+        lengths = [len(p) + len(a) - 1 for p, a in zip(prompts, answers)]
+        width = max(lengths)
+        ids = torch.zeros(len(prompts), width, dtype=torch.int64, device=self.device)
+        targets = torch.full((len(prompts), q + width), -100, dtype=torch.int64, device=self.device)
+        for j, (p, a) in enumerate(zip(prompts, answers)):
+            seq = p + a[:-1]
+            ids[j, : len(seq)] = torch.tensor(seq, device=self.device)
+            start = q + len(p) - 1  # the position whose output predicts the first answer token
+            targets[j, start : start + len(a)] = torch.tensor(a, device=self.device)
+        embeds = torch.cat([visual, self.lm.embed(ids).to(visual.dtype)], dim=1)
+        logits = self.lm.logits(embeds)
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+
+    # -- inference -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def inference(self, batched_inputs: list[dict[str, Any]]) -> list[dict[str, Instances]]:
+        """Rank the vocabulary for every proposed mask and name it.
+
+        Returns:
+            Per image ``{"instances": Instances}`` in the original image's pixels with
+            ``pred_boxes``, ``scores``, ``pred_classes`` (indices into :attr:`class_names`),
+            ``pred_masks``, ``pred_names`` (the free-text name of its mask; ``""`` when names
+            are off) and ``proposal_index`` (which proposal of the image it came from).
+        """
+        images = self.preprocess_image(batched_inputs)
+        detector = self.detector
+        if detector is not None:
+            maps = detector.backbone(images.tensor)
+            proposals = self._detector_proposals(images, maps)
+        else:
+            maps = self.tower(images.tensor)
+            proposals = [
+                _ground_truth_proposals(x, s, i, self.device)
+                for i, (x, s) in enumerate(zip(batched_inputs, images.image_sizes))
+            ]
+        padded = tuple(images.tensor.shape[-2:])
+        masks = torch.cat([_pad_masks(p.masks, padded) for p in proposals])
+        boxes = torch.cat([p.boxes for p in proposals])
+        owners = torch.cat(
+            [torch.full((len(p.boxes),), i, device=self.device) for i, p in enumerate(proposals)]
+        ).long()
+        modes = torch.full_like(owners, self.mode_index)
+        names: list[str] = [""] * len(boxes)
+        if len(boxes):
+            visual = self.visual_tokens(images, maps, masks, boxes, owners, modes)
+            prompt = torch.tensor(
+                self._prompt_ids(inference_prompt(NAMING_PROMPTS)), device=self.device
+            )
+            prefix = torch.cat(
+                [visual, self.lm.embed(prompt).to(visual.dtype).expand(len(visual), -1, -1)], dim=1
+            )
+            assert self._scorer is not None
+            class_logp = self._scorer(self.lm, prefix)
+            if self.generate_names:
+                names = self.decode_names(prefix)
+        else:
+            class_logp = boxes.new_zeros(0, len(self.class_names))
+        return self._detections(batched_inputs, images, proposals, class_logp, names)
+
+    def decode_names(self, prefix: torch.Tensor) -> list[str]:
+        """Free-text names for ``prefix`` ``Tensor[M, P, E]`` (greedy or beam search)."""
+        if self.beam_size > 1:
+            ids = beam_search(self.lm, prefix, self.max_name_tokens, self.beam_size)
+        else:
+            ids = greedy_decode(self.lm, prefix, self.max_name_tokens)
+        return [self.lm.decode(t) for t in ids]
+
+    def _detections(
+        self,
+        batched_inputs: list[dict[str, Any]],
+        images: ImageList,
+        proposals: list[_Proposals],
+        class_logp: torch.Tensor,
+        names: list[str],
+    ) -> list[dict[str, Instances]]:
+        probs = class_logp.softmax(dim=1) if class_logp.numel() else class_logp
+        outputs, start = [], 0
+        k = min(self.classes_per_mask, probs.shape[1]) if probs.ndim == 2 else 1
+        for item, p, size in zip(batched_inputs, proposals, images.image_sizes):
+            n = len(p.boxes)
+            prob = probs[start : start + n]
+            top, classes = prob.topk(k, dim=1) if n else (prob[:, :0], prob[:, :0].long())
+            scores = top * p.objectness[:, None] ** self.objectness_weight
+            index = torch.arange(n, device=self.device)[:, None].expand(n, k).flatten()
+            scores, classes = scores.flatten(), classes.flatten()
+            keep = scores >= self.score_thresh
+            index, scores, classes = index[keep], scores[keep], classes[keep]
+            result = Instances(
+                tuple(size),
+                pred_boxes=Boxes(p.boxes[index]),
+                scores=scores,
+                pred_classes=classes,
+            )
+            if p.mask_probs is not None:
+                result.pred_mask_probs = p.mask_probs[index]
+            height = int(item.get("height", size[0]))
+            width = int(item.get("width", size[1]))
+            out = detector_postprocess(result, height, width, self.mask_threshold)
+            if p.mask_probs is None:
+                out.pred_masks = _resize_masks(p.masks[index], (height, width))
+            out.pred_names = [names[start + int(i)] for i in index]
+            out.proposal_index = index
+            outputs.append({"instances": out})
+            start += n
+        return outputs
+
+    def _detector_proposals(
+        self, images: ImageList, features: dict[str, torch.Tensor]
+    ) -> list[_Proposals]:
+        """The detector's class-agnostic masks: RPN proposals refined by its box head, NMS-ed,
+        the first ``max_proposals`` by objectness, with their mask probabilities."""
+        det = self.detector
+        assert det is not None
+        proposals, logits, _ = det.proposal_generator(images, features)
+        heads = det.roi_heads
+        roi = heads.box_pooler(features, proposals, images.image_sizes)
+        _, deltas = heads.classifier(roi)
+        refined = heads.box_coder.decode_single(deltas, torch.cat(proposals))
+        out = []
+        for boxes, logit, size in zip(
+            refined.split([len(p) for p in proposals]), logits, images.image_sizes
+        ):
+            boxes = clip_boxes_to_image(boxes.float().reshape(-1, 4), tuple(size))
+            objectness = logit.float().sigmoid()
+            ok = Boxes(boxes).nonempty(threshold=1e-2) & torch.isfinite(boxes).all(dim=1)
+            boxes, objectness = boxes[ok], objectness[ok]
+            keep = batched_nms(boxes, objectness, torch.zeros_like(objectness), self.proposal_nms)
+            keep = keep[: self.max_proposals]
+            out.append(_Proposals(boxes[keep], objectness[keep], None, None))
+        if heads.mask_head is not None:
+            pooled = heads.mask_pooler(features, [p.boxes for p in out], images.image_sizes)
+            probs = heads.mask_head(pooled).sigmoid() if len(pooled) else pooled[:, 0]
+            for p, chunk in zip(out, probs.split([len(p.boxes) for p in out])):
+                p.mask_probs = chunk[:, 0] if chunk.ndim == 4 else chunk
+        for p, size in zip(out, images.image_sizes):
+            if p.mask_probs is None:
+                raise ValueError("MODEL.OSM.PROPOSALS 'detector' needs a detector with masks")
+            r = Instances(tuple(size), pred_boxes=Boxes(p.boxes), scores=p.objectness,
+                          pred_classes=torch.zeros_like(p.objectness).long(),
+                          pred_mask_probs=p.mask_probs)  # fmt: skip
+            p.masks = detector_postprocess(
+                r, int(size[0]), int(size[1]), self.mask_threshold
+            ).pred_masks
+        return out
+
+
+class _Proposals:
+    """The masks of one image at the input resolution (``masks`` ``BoolTensor[N, h, w]`` for
+    the unpadded image), their boxes, objectness and (detector) box-relative mask probabilities."""
+
+    def __init__(
+        self,
+        boxes: torch.Tensor,
+        objectness: torch.Tensor,
+        masks: torch.Tensor | None,
+        mask_probs: torch.Tensor | None,
+    ):
+        self.boxes = boxes
+        self.objectness = objectness
+        self.masks = masks
+        self.mask_probs = mask_probs
+
+
+def _ground_truth_proposals(
+    item: dict[str, Any], size: tuple[int, int], index: int, device: torch.device
+) -> _Proposals:
+    """The ground-truth masks of a batch item (``instances.gt_masks``), scaled to the input."""
+    instances = item.get("instances")
+    if instances is None or not instances.has("gt_masks"):
+        raise ValueError(
+            f"MODEL.OSM.PROPOSALS 'ground_truth': batch item {index} "
+            f"('{item.get('file_name', '?')}') has no instances with gt_masks"
+        )
+    masks = torch.as_tensor(instances.gt_masks).to(device).bool()
+    masks = _resize_masks(masks, (int(size[0]), int(size[1])))
+    boxes = _mask_boxes(masks)
+    return _Proposals(boxes, torch.ones(len(masks), device=device), masks, None)
+
+
+def _mask_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """XYXY boxes of ``BoolTensor[N, H, W]`` masks (zeros for an empty mask)."""
+    if not len(masks):
+        return masks.new_zeros(0, 4, dtype=torch.float32)
+    rows, cols = masks.any(dim=2), masks.any(dim=1)
+    h, w = masks.shape[-2:]
+    ar_h = torch.arange(h, device=masks.device)
+    ar_w = torch.arange(w, device=masks.device)
+    y1 = torch.where(rows, ar_h, h).min(dim=1).values
+    y2 = torch.where(rows, ar_h + 1, 0).max(dim=1).values
+    x1 = torch.where(cols, ar_w, w).min(dim=1).values
+    x2 = torch.where(cols, ar_w + 1, 0).max(dim=1).values
+    boxes = torch.stack([x1, y1, x2, y2], dim=1).float()
+    return torch.where(masks.flatten(1).any(dim=1)[:, None], boxes, torch.zeros_like(boxes))
+
+
+def _resize_masks(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(masks.shape[-2:]) == tuple(size) or not len(masks):
+        return masks.reshape(len(masks), *size) if not len(masks) else masks
+    return F.interpolate(masks[:, None].float(), size=size, mode="nearest")[:, 0].bool()
+
+
+def _pad_masks(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``BoolTensor[N, h, w]`` padded with False to ``size`` (bottom and right)."""
+    h, w = masks.shape[-2:]
+    return F.pad(masks, (0, size[1] - w, 0, size[0] - h))
+
+
+def _region_mask(
+    mask: torch.Tensor | None, box: torch.Tensor, size: tuple[int, int], device: torch.device
+) -> torch.Tensor:
+    """A training region's mask at the padded input ``size``; the box itself when None."""
+    if mask is None:
+        ys = torch.arange(size[0], device=device)[:, None] + 0.5
+        xs = torch.arange(size[1], device=device)[None] + 0.5
+        return (xs >= box[0]) & (xs < box[2]) & (ys >= box[1]) & (ys < box[3])
+    return _pad_masks(torch.as_tensor(mask, device=device).bool(), size)
+
+
+def _load_detector(detector: OVRCNN, path: str) -> None:
+    """Load the OV-RCNN checkpoint strictly; a missing file names MODEL.OSM.DETECTOR_WEIGHTS."""
+    if not path or not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"MODEL.OSM.DETECTOR_WEIGHTS: detector checkpoint '{path}' does not exist "
+            "(PROPOSALS 'detector' needs a trained OV-RCNN, e.g. from `make quickstart`)"
+        )
+    Checkpointer(detector, save_to_disk=False).load(path, checkpointables=[])
+    logger.info("OSMClassifier: detector weights loaded from %s", path)

@@ -1,0 +1,107 @@
+"""OSMClassifier: every OSM config builds, trains one step and infers (random weights), with
+ground-truth masks and with a detector's class-agnostic masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ovvision.checkpoint import Checkpointer
+from ovvision.modeling import build_model
+from ovvision.modeling.meta_arch import OVRCNN
+from ovvision.structures import ClassList
+
+from ..helpers import CONFIG_DIR, load_config, make_item
+
+OSM_CONFIGS = sorted((CONFIG_DIR / "ov_shapes").glob("osm_tiny*.yaml"))
+
+
+def _config(path: Path, lm_dir: Path, *overrides: str):
+    return load_config(
+        path, "MODEL.OSM.LANGUAGE_MODEL", str(lm_dir), "MODEL.OSM.MAX_PROPOSALS", "5", *overrides
+    )
+
+
+@pytest.fixture(scope="module")
+def detector_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random OV-RCNN of the OSM config's architecture, saved as a project checkpoint."""
+    folder = tmp_path_factory.mktemp("osm_detector")
+    torch.manual_seed(0)
+    cfg = load_config(OSM_CONFIGS[0], "MODEL.META_ARCHITECTURE", "OVRCNN")
+    Checkpointer(OVRCNN(cfg), str(folder), save_to_disk=True).save("model_final")
+    return folder / "model_final.pth"
+
+
+def test_there_is_an_osm_config():
+    assert any(p.name == "osm_tiny.yaml" for p in OSM_CONFIGS)
+
+
+@pytest.mark.parametrize("path", OSM_CONFIGS, ids=lambda p: p.name)
+def test_config_trains_one_step_and_names_ground_truth_masks(path: Path, tiny_lm_dir: Path):
+    torch.manual_seed(0)
+    model = build_model(_config(path, tiny_lm_dir, "MODEL.OSM.PROPOSALS", "ground_truth"))
+    params = [p for p in model.parameters() if p.requires_grad]
+    assert params and not any(p.requires_grad for p in model.lm.parameters())
+    assert not any(p.requires_grad for p in model.tower.parameters())
+    model.train()
+    item = make_item(boxes=[[6, 6, 46, 38], [50, 10, 70, 30]], classes=[0, 1], seed=1)
+    regions = [
+        {"box": [6, 6, 46, 38], "mask": item["instances"].gt_masks[0], "prompt": "what is in "
+         "the segmentation mask ?", "answer": "circle", "mode": "any"},
+        {"box": [50, 10, 70, 30], "mask": None, "prompt": "describe the masked region .",
+         "answer": "a red circle", "mode": model.qformer.modes[-1]},
+    ]  # fmt: skip
+    losses = model([{"image": item["image"], "regions": regions}, {"image": item["image"]}])
+    assert set(losses) == {"loss_osm_lm"} and torch.isfinite(losses["loss_osm_lm"])
+    before = [p.detach().clone() for p in params]
+    optimizer = torch.optim.SGD(params, lr=0.1)
+    losses["loss_osm_lm"].backward()
+    optimizer.step()
+    assert any(not torch.equal(b, p) for b, p in zip(before, params))
+    empty = model([{"image": item["image"], "regions": []}])["loss_osm_lm"]
+    assert empty.item() == 0.0 and empty.requires_grad
+
+    model.eval()
+    model.set_vocabulary(ClassList(["circle", "square", "star"], synonyms=[["ring"], [], []]))
+    item["height"], item["width"] = 128, 160  # outputs at the original size
+    (out,) = model([item])
+    inst = out["instances"]
+    assert inst.image_size == (128, 160) and len(inst) == 2
+    assert inst.pred_masks.shape == (2, 128, 160) and inst.pred_classes.max() < 3
+    assert torch.equal(inst.proposal_index, torch.tensor([0, 1]))
+    assert len(inst.pred_names) == 2 and all(isinstance(n, str) for n in inst.pred_names)
+    assert ((inst.scores > 0) & (inst.scores <= 1)).all()
+
+
+def test_detector_proposals_give_ordinary_detections(tiny_lm_dir: Path, detector_weights: Path):
+    torch.manual_seed(0)
+    cfg = _config(
+        OSM_CONFIGS[0], tiny_lm_dir, "MODEL.OSM.DETECTOR_WEIGHTS", str(detector_weights),
+        "MODEL.OSM.CLASSES_PER_MASK", "2",
+    )  # fmt: skip
+    model = build_model(cfg).eval()
+    assert model.detector is not None and model.tower is model.detector.backbone.tower
+    assert not any(k.startswith("detector.") for k in model.state_dict())
+    (out,) = model([make_item(seed=3)])
+    inst = out["instances"]
+    assert inst.image_size == (64, 80) and len(inst) <= 10
+    assert {"pred_boxes", "scores", "pred_classes", "pred_masks", "pred_names"} <= set(
+        inst.get_fields()
+    )
+    assert inst.pred_masks.shape[1:] == (64, 80) and len(inst.pred_names) == len(inst)
+
+
+def test_bad_settings_name_their_key(tiny_lm_dir: Path, tmp_path: Path):
+    path = OSM_CONFIGS[0]
+    with pytest.raises(FileNotFoundError, match="MODEL.OSM.DETECTOR_WEIGHTS"):
+        build_model(_config(path, tiny_lm_dir, "MODEL.OSM.DETECTOR_WEIGHTS", str(tmp_path / "x")))
+    with pytest.raises(ValueError, match="MODEL.OSM.FEATURE_LEVELS"):
+        build_model(_config(path, tiny_lm_dir, "MODEL.OSM.PROPOSALS", "ground_truth",
+                            "MODEL.OSM.FEATURE_LEVELS", "['p9']"))  # fmt: skip
+    with pytest.raises(ValueError, match="MODEL.OSM.PROPOSALS"):
+        build_model(_config(path, tiny_lm_dir, "MODEL.OSM.PROPOSALS", "boxes"))
+    model = build_model(_config(path, tiny_lm_dir, "MODEL.OSM.PROPOSALS", "ground_truth")).eval()
+    with pytest.raises(ValueError, match="no instances with gt_masks"):
+        model([{"image": make_item()["image"], "file_name": "a.png"}])
