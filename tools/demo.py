@@ -17,6 +17,9 @@ Writes into --output:
                      annotated image, null if unreadable), "num_detections" or "error", and
                      with --describe the model's "caption" of the image (a config with
                      CaptionGenerationLoss, e.g. configs/ov_shapes/ovrcnn_cgg.yaml)
+With --open-ended (a generative mask classifier, configs/ov_shapes/osm_tiny.yaml) no vocabulary
+is needed: every proposed mask is labelled with the name the model generates for it ("score" is
+its objectness, "category_name" the generated name).
 Unreadable inputs are reported and skipped.
 """
 
@@ -27,7 +30,9 @@ import logging
 from typing import NoReturn
 
 import numpy as np
+import torch
 
+from ovvision.data import ImageReadError, read_image
 from ovvision.engine.config_paths import require_file
 from ovvision.engine.defaults import USER_ERRORS, exit_with_error, run_tool
 from ovvision.engine.image_runner import expand_inputs, run_on_images
@@ -59,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--beam-size", type=int, default=None, help="--describe: 1 = greedy, > 1 = beam search"
     )
+    p.add_argument(
+        "--open-ended", action="store_true", help="label masks with generated names (OSM)"
+    )
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
     return p.parse_args(argv)
 
@@ -70,12 +78,14 @@ def _fail(message: str) -> NoReturn:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logger(None)
+    classes = None
     try:
-        classes = vocabulary_classes(
-            args.vocabulary,
-            custom=args.custom_vocabulary,
-            annotation_json=args.vocabulary_json,
-        )
+        if not args.open_ended:
+            classes = vocabulary_classes(
+                args.vocabulary,
+                custom=args.custom_vocabulary,
+                annotation_json=args.vocabulary_json,
+            )
     except (ValueError, OSError) as e:
         _fail(f"vocabulary: {e}")
     require_file(args.config_file, "--config-file")
@@ -96,10 +106,17 @@ def main(argv: list[str] | None = None) -> int:
             f"--describe needs a caption generator: {args.config_file} does not list "
             "CaptionGenerationLoss in MODEL.ROI_HEADS.AUXILIARY_LOSSES"
         )
+    inputs = expand_inputs(args.input)
+    if args.open_ended:
+        if not hasattr(predictor.model, "name_masks"):
+            _fail(f"--open-ended needs a model that generates mask names, not {args.config_file}")
+        failed = _run_open_ended(predictor, inputs, args)
+        if len(failed) == len(inputs):
+            _fail(f"none of the {len(inputs)} inputs could be read" if inputs else "no input files")
+        return 0
     predictor.set_vocabulary(classes)
     names = predictor.class_names
 
-    inputs = expand_inputs(args.input)
     describe = None
     if args.describe:
 
@@ -120,6 +137,37 @@ def main(argv: list[str] | None = None) -> int:
     if len(failed) == len(inputs):
         _fail(f"none of the {len(inputs)} inputs could be read" if inputs else "no input files")
     return 0
+
+
+def _run_open_ended(
+    predictor: Predictor, inputs: list[tuple[str, str]], args: argparse.Namespace
+) -> list[str]:
+    """Name every image's masks, then draw and record them labelled with their names (the
+    names seen in all images form the category list of predictions.json)."""
+    named = []
+    for path, _ in inputs:
+        try:
+            image = read_image(path, "RGB", predictor.max_image_pixels)
+        except (ImageReadError, OSError):
+            continue  # run_on_images reports it
+        instances = predictor.name_masks(image)
+        instances.pred_names = [n or "(no name)" for n in instances.pred_names]
+        named.append(instances)
+    names = sorted({n for instances in named for n in instances.pred_names})
+    index = {n: i for i, n in enumerate(names)}
+    for instances in named:
+        instances.pred_classes = torch.tensor(
+            [index[n] for n in instances.pred_names], dtype=torch.int64
+        )
+    results = iter(named)
+    return run_on_images(
+        inputs,
+        args.output,
+        lambda image: next(results),
+        names,
+        max_pixels=predictor.max_image_pixels,
+        confidence_threshold=args.confidence_threshold,
+    )
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ atomic writes; a rerun skips finished stages and resumes an interrupted one):
    naming prompts, mixed with caption regions (``MODEL.OSM.INSTRUCT_CAPTION_FRACTION``). No
    novel-class mask label is read: the dataset's novel classes are dropped.
 
-Evaluation on ``DATASETS.TEST``: naming accuracy on ground-truth masks in every mode of
-``MODEL.OSM.MODES`` (``OUTPUT_DIR/naming/<mode>``), then vocabulary-ranking box/mask AP on the
-detector's proposals through the dataset's own evaluator (``OUTPUT_DIR/eval_results.json``).
+``OUTPUT_DIR/osm_inference.yaml`` is the config to run the trained model with (Predictor,
+``tools/demo.py --open-ended``). Evaluation on ``DATASETS.TEST``: naming accuracy on ground-truth
+masks in every mode of ``MODEL.OSM.MODES`` (``OUTPUT_DIR/naming/<dataset>/<mode>``), then
+vocabulary-ranking box/mask AP on the detector's proposals through the dataset's own evaluator
+(``OUTPUT_DIR/eval_results.json``).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ logger = logging.getLogger("ovvision.train_osm")
 
 STAGES = ("lm", "pretrain", "instruct")
 FINAL = "model_final.pth"
+INFERENCE_CONFIG = "osm_inference.yaml"
 EVAL_BATCH = 8  # images per naming-evaluation batch
 
 
@@ -373,7 +376,8 @@ def evaluate(cfg: CfgNode, lm_path: str, weights: str) -> dict[str, Any]:
             metrics[f"naming-{mode}"]["ms_per_mask"] = 1000.0 * seconds / max(masks, 1)
             results.setdefault(name, {}).update(metrics)
     if cfg.MODEL.OSM.PROPOSALS == "detector":
-        model = build_model(_with_lm(cfg, lm_path))
+        # names do not change the ranking's AP: not generated here (the naming runs above)
+        model = build_model(_with_lm(cfg, lm_path, "MODEL.OSM.GENERATE_NAMES", False))
         Checkpointer(model, save_to_disk=False).load(weights, checkpointables=[])
         configured = model.vocabulary
         for name in cfg.DATASETS.TEST:
@@ -387,12 +391,25 @@ def evaluate(cfg: CfgNode, lm_path: str, weights: str) -> dict[str, Any]:
     return results
 
 
-def _with_lm(cfg: CfgNode, lm_path: str) -> CfgNode:
+def _with_lm(cfg: CfgNode, lm_path: str, *overrides: Any) -> CfgNode:
     c = cfg.clone()
     c.defrost()
     c.MODEL.OSM.LANGUAGE_MODEL = lm_path
+    c.merge_from_list(list(overrides))
     c.freeze()
     return c
+
+
+def write_inference_config(cfg: CfgNode, lm_path: str, weights: str) -> str:
+    """``OUTPUT_DIR/osm_inference.yaml``: the config with the trained LM's folder and the final
+    weights as absolute paths, for the Predictor and ``tools/demo.py --open-ended``."""
+    c = _with_lm(cfg, os.path.abspath(lm_path), "MODEL.WEIGHTS", os.path.abspath(weights))
+    path = os.path.join(cfg.OUTPUT_DIR, INFERENCE_CONFIG)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(c.dump())
+    os.replace(path + ".tmp", path)
+    logger.info("Inference config written to %s", path)
+    return path
 
 
 def main(args: argparse.Namespace) -> int:
@@ -419,6 +436,7 @@ def main(args: argparse.Namespace) -> int:
     logger.info("Stage times (s): %s", json.dumps({k: round(v, 1) for k, v in times.items()}))
     if not args.eval_only:
         write_json_atomic(os.path.join(cfg.OUTPUT_DIR, "stage_seconds.json"), times)
+        write_inference_config(cfg, lm_path, weights)
     if cfg.DATASETS.TEST and not args.skip_eval:
         results = evaluate(cfg, lm_path, weights)
         logger.info("Results: %s", json.dumps(results, indent=1, default=str))

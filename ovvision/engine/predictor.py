@@ -205,3 +205,17 @@ class Predictor:
         item = {**self.prepare(image), "expressions": [{"text": text}]}
         (output,) = self.model.ground([item], top_k=top_k)
         return output["expressions"][0]["instances"].to("cpu")
+
+    @torch.no_grad()
+    def name_masks(self, image: ImageInput) -> Instances:
+        """Open-ended recognition (a generative mask classifier, e.g. ``OSMClassifier``): every
+        proposed mask with its generated free-text name, no vocabulary needed. Returns, in the
+        image's pixels on the CPU, ``pred_boxes``, ``pred_masks``, ``scores`` (objectness) and
+        ``pred_names`` (a list of str).
+
+        Raises:
+            TypeError: the model does not generate names.
+        """
+        if not hasattr(self.model, "name_masks"):
+            raise TypeError(f"{type(self.model).__name__} does not generate mask names")
+        return self.model.name_masks([self.prepare(image)])[0]["instances"].to("cpu")

@@ -384,10 +384,35 @@ class OSMClassifier(nn.Module):
             ``pred_masks``, ``pred_names`` (the free-text name of its mask; ``""`` when names
             are off) and ``proposal_index`` (which proposal of the image it came from).
         """
+        images, proposals, prefix = self._prefixes(batched_inputs)
+        assert self._scorer is not None
+        class_logp = self._scorer(self.lm, prefix)
+        names = self.decode_names(prefix) if self.generate_names else [""] * len(prefix)
+        return self._detections(batched_inputs, images, proposals, class_logp, names)
+
+    @torch.no_grad()
+    def name_masks(self, batched_inputs: list[dict[str, Any]]) -> list[dict[str, Instances]]:
+        """Open-ended mode: a free-text name for every proposed mask, no vocabulary.
+
+        Returns:
+            Per image ``{"instances": Instances}`` in the original image's pixels, one per
+            proposal: ``pred_boxes``, ``pred_masks``, ``scores`` (the proposal's objectness, 1
+            for ground-truth masks), ``pred_names``, ``proposal_index`` and ``pred_classes``
+            (all 0: there is no vocabulary).
+        """
+        images, proposals, prefix = self._prefixes(batched_inputs)
+        names = self.decode_names(prefix)
+        ones = prefix.new_zeros(len(prefix), 1)  # one "class" of probability 1 per mask
+        return self._detections(batched_inputs, images, proposals, ones, names, top_k=1)
+
+    def _prefixes(
+        self, batched_inputs: list[dict[str, Any]]
+    ) -> tuple[ImageList, list[_Proposals], torch.Tensor]:
+        """The batch, its proposals and their LM prefixes ``Tensor[M, P, E]`` (visual tokens and
+        the inference prompt); the CLIP maps are computed once per image."""
         images = self.preprocess_image(batched_inputs)
-        detector = self.detector
-        if detector is not None:
-            maps = detector.backbone(images.tensor)
+        if self.detector is not None:
+            maps = self.detector.backbone(images.tensor)
             proposals = self._detector_proposals(images, maps)
         else:
             maps = self.tower(images.tensor)
@@ -401,23 +426,16 @@ class OSMClassifier(nn.Module):
         owners = torch.cat(
             [torch.full((len(p.boxes),), i, device=self.device) for i, p in enumerate(proposals)]
         ).long()
+        prompt = torch.tensor(
+            self._prompt_ids(inference_prompt(NAMING_PROMPTS)), device=self.device
+        )
+        prompt = self.lm.embed(prompt)
+        if not len(boxes):
+            return images, proposals, prompt.new_zeros(0, 1, prompt.shape[-1])
         modes = torch.full_like(owners, self.mode_index)
-        names: list[str] = [""] * len(boxes)
-        if len(boxes):
-            visual = self.visual_tokens(images, maps, masks, boxes, owners, modes)
-            prompt = torch.tensor(
-                self._prompt_ids(inference_prompt(NAMING_PROMPTS)), device=self.device
-            )
-            prefix = torch.cat(
-                [visual, self.lm.embed(prompt).to(visual.dtype).expand(len(visual), -1, -1)], dim=1
-            )
-            assert self._scorer is not None
-            class_logp = self._scorer(self.lm, prefix)
-            if self.generate_names:
-                names = self.decode_names(prefix)
-        else:
-            class_logp = boxes.new_zeros(0, len(self.class_names))
-        return self._detections(batched_inputs, images, proposals, class_logp, names)
+        visual = self.visual_tokens(images, maps, masks, boxes, owners, modes)
+        prompt = prompt.to(visual.dtype).expand(len(visual), -1, -1)
+        return images, proposals, torch.cat([visual, prompt], dim=1)
 
     def decode_names(self, prefix: torch.Tensor) -> list[str]:
         """Free-text names for ``prefix`` ``Tensor[M, P, E]`` (greedy or beam search)."""
@@ -434,14 +452,17 @@ class OSMClassifier(nn.Module):
         proposals: list[_Proposals],
         class_logp: torch.Tensor,
         names: list[str],
+        top_k: int | None = None,
     ) -> list[dict[str, Instances]]:
-        probs = class_logp.softmax(dim=1) if class_logp.numel() else class_logp
+        """Per proposal its ``top_k`` (default ``classes_per_mask``) best classes, scored
+        ``p(class) * objectness ** objectness_weight`` (``p`` normalised over the vocabulary)."""
+        probs = class_logp.softmax(dim=1)
         outputs, start = [], 0
-        k = min(self.classes_per_mask, probs.shape[1]) if probs.ndim == 2 else 1
+        k = max(1, min(top_k or self.classes_per_mask, probs.shape[1]))
         for item, p, size in zip(batched_inputs, proposals, images.image_sizes):
             n = len(p.boxes)
             prob = probs[start : start + n]
-            top, classes = prob.topk(k, dim=1) if n else (prob[:, :0], prob[:, :0].long())
+            top, classes = prob.topk(k, dim=1)
             scores = top * p.objectness[:, None] ** self.objectness_weight
             index = torch.arange(n, device=self.device)[:, None].expand(n, k).flatten()
             scores, classes = scores.flatten(), classes.flatten()
