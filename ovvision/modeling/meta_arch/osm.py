@@ -19,7 +19,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms, clip_boxes_to_image
 
 from ovvision.checkpoint import Checkpointer
 from ovvision.config import CfgNode, configurable
@@ -29,12 +28,20 @@ from ovvision.modeling.clip_regions import ClipBoxEmbedder
 from ovvision.modeling.osm import (
     NAMING_PROMPTS,
     LanguageModel,
+    MaskProposals,
     MaskQFormer,
     VocabularyScorer,
     beam_search,
     greedy_decode,
     inference_prompt,
     load_causal_lm,
+)
+from ovvision.modeling.osm.regions import (
+    detector_mask_proposals,
+    ground_truth_proposals,
+    pad_masks,
+    region_mask,
+    resize_masks,
 )
 from ovvision.modeling.postprocessing import detector_postprocess
 from ovvision.modeling.text import (
@@ -272,9 +279,11 @@ class OSMClassifier(nn.Module):
         return self
 
     def train(self, mode: bool = True) -> OSMClassifier:
-        """The frozen parts (CLIP, detector, frozen LM) stay in eval mode."""
+        """The frozen parts (CLIP, detector, a wholly frozen LM) stay in eval mode."""
         super().train(mode)
         self.tower.eval()
+        if not any(p.requires_grad for p in self.lm.parameters()):
+            self.lm.eval()  # no dropout in a frozen LM
         if self._detector:
             self._detector[0].eval()
         return self
@@ -335,7 +344,7 @@ class OSMClassifier(nn.Module):
         for i, item in enumerate(batched_inputs):
             for r in item.get("regions", []):
                 box = torch.as_tensor(r["box"], dtype=torch.float32, device=self.device)
-                masks.append(_region_mask(r.get("mask"), box, size, self.device))
+                masks.append(region_mask(r.get("mask"), box, size, self.device))
                 boxes.append(box)
                 owners.append(i)
                 modes.append(self.qformer.mode_index(r.get("mode", "any")))
@@ -407,21 +416,24 @@ class OSMClassifier(nn.Module):
 
     def _prefixes(
         self, batched_inputs: list[dict[str, Any]]
-    ) -> tuple[ImageList, list[_Proposals], torch.Tensor]:
+    ) -> tuple[ImageList, list[MaskProposals], torch.Tensor]:
         """The batch, its proposals and their LM prefixes ``Tensor[M, P, E]`` (visual tokens and
         the inference prompt); the CLIP maps are computed once per image."""
         images = self.preprocess_image(batched_inputs)
         if self.detector is not None:
             maps = self.detector.backbone(images.tensor)
-            proposals = self._detector_proposals(images, maps)
+            proposals = detector_mask_proposals(
+                self.detector, images, maps, self.max_proposals, self.proposal_nms,
+                self.mask_threshold,
+            )  # fmt: skip
         else:
             maps = self.tower(images.tensor)
             proposals = [
-                _ground_truth_proposals(x, s, i, self.device)
+                ground_truth_proposals(x, s, i, self.device)
                 for i, (x, s) in enumerate(zip(batched_inputs, images.image_sizes))
             ]
         padded = tuple(images.tensor.shape[-2:])
-        masks = torch.cat([_pad_masks(p.masks, padded) for p in proposals])
+        masks = torch.cat([pad_masks(p.masks, padded) for p in proposals])
         boxes = torch.cat([p.boxes for p in proposals])
         owners = torch.cat(
             [torch.full((len(p.boxes),), i, device=self.device) for i, p in enumerate(proposals)]
@@ -449,7 +461,7 @@ class OSMClassifier(nn.Module):
         self,
         batched_inputs: list[dict[str, Any]],
         images: ImageList,
-        proposals: list[_Proposals],
+        proposals: list[MaskProposals],
         class_logp: torch.Tensor,
         names: list[str],
         top_k: int | None = None,
@@ -480,123 +492,12 @@ class OSMClassifier(nn.Module):
             width = int(item.get("width", size[1]))
             out = detector_postprocess(result, height, width, self.mask_threshold)
             if p.mask_probs is None:
-                out.pred_masks = _resize_masks(p.masks[index], (height, width))
+                out.pred_masks = resize_masks(p.masks[index], (height, width))
             out.pred_names = [names[start + int(i)] for i in index]
             out.proposal_index = index
             outputs.append({"instances": out})
             start += n
         return outputs
-
-    def _detector_proposals(
-        self, images: ImageList, features: dict[str, torch.Tensor]
-    ) -> list[_Proposals]:
-        """The detector's class-agnostic masks: RPN proposals refined by its box head, NMS-ed,
-        the first ``max_proposals`` by objectness, with their mask probabilities."""
-        det = self.detector
-        assert det is not None
-        proposals, logits, _ = det.proposal_generator(images, features)
-        heads = det.roi_heads
-        roi = heads.box_pooler(features, proposals, images.image_sizes)
-        _, deltas = heads.classifier(roi)
-        refined = heads.box_coder.decode_single(deltas, torch.cat(proposals))
-        out = []
-        for boxes, logit, size in zip(
-            refined.split([len(p) for p in proposals]), logits, images.image_sizes
-        ):
-            boxes = clip_boxes_to_image(boxes.float().reshape(-1, 4), tuple(size))
-            objectness = logit.float().sigmoid()
-            ok = Boxes(boxes).nonempty(threshold=1e-2) & torch.isfinite(boxes).all(dim=1)
-            boxes, objectness = boxes[ok], objectness[ok]
-            keep = batched_nms(boxes, objectness, torch.zeros_like(objectness), self.proposal_nms)
-            keep = keep[: self.max_proposals]
-            out.append(_Proposals(boxes[keep], objectness[keep], None, None))
-        if heads.mask_head is not None:
-            pooled = heads.mask_pooler(features, [p.boxes for p in out], images.image_sizes)
-            probs = heads.mask_head(pooled).sigmoid() if len(pooled) else pooled[:, 0]
-            for p, chunk in zip(out, probs.split([len(p.boxes) for p in out])):
-                p.mask_probs = chunk[:, 0] if chunk.ndim == 4 else chunk
-        for p, size in zip(out, images.image_sizes):
-            if p.mask_probs is None:
-                raise ValueError("MODEL.OSM.PROPOSALS 'detector' needs a detector with masks")
-            r = Instances(tuple(size), pred_boxes=Boxes(p.boxes), scores=p.objectness,
-                          pred_classes=torch.zeros_like(p.objectness).long(),
-                          pred_mask_probs=p.mask_probs)  # fmt: skip
-            p.masks = detector_postprocess(
-                r, int(size[0]), int(size[1]), self.mask_threshold
-            ).pred_masks
-        return out
-
-
-class _Proposals:
-    """The masks of one image at the input resolution (``masks`` ``BoolTensor[N, h, w]`` for
-    the unpadded image), their boxes, objectness and (detector) box-relative mask probabilities."""
-
-    def __init__(
-        self,
-        boxes: torch.Tensor,
-        objectness: torch.Tensor,
-        masks: torch.Tensor | None,
-        mask_probs: torch.Tensor | None,
-    ):
-        self.boxes = boxes
-        self.objectness = objectness
-        self.masks = masks
-        self.mask_probs = mask_probs
-
-
-def _ground_truth_proposals(
-    item: dict[str, Any], size: tuple[int, int], index: int, device: torch.device
-) -> _Proposals:
-    """The ground-truth masks of a batch item (``instances.gt_masks``), scaled to the input."""
-    instances = item.get("instances")
-    if instances is None or not instances.has("gt_masks"):
-        raise ValueError(
-            f"MODEL.OSM.PROPOSALS 'ground_truth': batch item {index} "
-            f"('{item.get('file_name', '?')}') has no instances with gt_masks"
-        )
-    masks = torch.as_tensor(instances.gt_masks).to(device).bool()
-    masks = _resize_masks(masks, (int(size[0]), int(size[1])))
-    boxes = _mask_boxes(masks)
-    return _Proposals(boxes, torch.ones(len(masks), device=device), masks, None)
-
-
-def _mask_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """XYXY boxes of ``BoolTensor[N, H, W]`` masks (zeros for an empty mask)."""
-    if not len(masks):
-        return masks.new_zeros(0, 4, dtype=torch.float32)
-    rows, cols = masks.any(dim=2), masks.any(dim=1)
-    h, w = masks.shape[-2:]
-    ar_h = torch.arange(h, device=masks.device)
-    ar_w = torch.arange(w, device=masks.device)
-    y1 = torch.where(rows, ar_h, h).min(dim=1).values
-    y2 = torch.where(rows, ar_h + 1, 0).max(dim=1).values
-    x1 = torch.where(cols, ar_w, w).min(dim=1).values
-    x2 = torch.where(cols, ar_w + 1, 0).max(dim=1).values
-    boxes = torch.stack([x1, y1, x2, y2], dim=1).float()
-    return torch.where(masks.flatten(1).any(dim=1)[:, None], boxes, torch.zeros_like(boxes))
-
-
-def _resize_masks(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(masks.shape[-2:]) == tuple(size) or not len(masks):
-        return masks.reshape(len(masks), *size) if not len(masks) else masks
-    return F.interpolate(masks[:, None].float(), size=size, mode="nearest")[:, 0].bool()
-
-
-def _pad_masks(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``BoolTensor[N, h, w]`` padded with False to ``size`` (bottom and right)."""
-    h, w = masks.shape[-2:]
-    return F.pad(masks, (0, size[1] - w, 0, size[0] - h))
-
-
-def _region_mask(
-    mask: torch.Tensor | None, box: torch.Tensor, size: tuple[int, int], device: torch.device
-) -> torch.Tensor:
-    """A training region's mask at the padded input ``size``; the box itself when None."""
-    if mask is None:
-        ys = torch.arange(size[0], device=device)[:, None] + 0.5
-        xs = torch.arange(size[1], device=device)[None] + 0.5
-        return (xs >= box[0]) & (xs < box[2]) & (ys >= box[1]) & (ys < box[3])
-    return _pad_masks(torch.as_tensor(mask, device=device).bool(), size)
 
 
 def _load_detector(detector: OVRCNN, path: str) -> None:

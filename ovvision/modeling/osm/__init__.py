@@ -6,12 +6,14 @@ from .decoding import beam_search, greedy_decode
 from .language_model import LanguageModel, build_tiny_gpt2, load_causal_lm, train_word_tokenizer
 from .mask_qformer import MaskedCrossAttention, MaskQFormer, context_boxes, grid_regions
 from .prompts import CAPTION_PROMPTS, NAMING_PROMPTS, inference_prompt, sample_prompt
+from .regions import MaskProposals
 from .vocabulary_scoring import NameMatcher, VocabularyScorer, name_key, name_log_probs, plural
 
 __all__ = [
     "CAPTION_PROMPTS",
     "NAMING_PROMPTS",
     "LanguageModel",
+    "MaskProposals",
     "MaskQFormer",
     "MaskedCrossAttention",
     "NameMatcher",

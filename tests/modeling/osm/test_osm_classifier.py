@@ -91,6 +91,14 @@ def test_detector_proposals_give_ordinary_detections(tiny_lm_dir: Path, detector
         inst.get_fields()
     )
     assert inst.pred_masks.shape[1:] == (64, 80) and len(inst.pred_names) == len(inst)
+    assert len(inst) == 2 * len(set(inst.proposal_index.tolist()))  # CLASSES_PER_MASK 2
+
+    (named,) = model.name_masks([make_item(seed=3)])  # open-ended: one row per proposal
+    named = named["instances"]
+    assert torch.equal(named.proposal_index, torch.arange(len(named)))
+    assert len(named) == len(inst) // 2 and (named.pred_classes == 0).all()
+    assert ((named.scores > 0) & (named.scores <= 1)).all()
+    assert named.pred_masks.shape[1:] == (64, 80) and len(named.pred_names) == len(named)
 
 
 def test_bad_settings_name_their_key(tiny_lm_dir: Path, tmp_path: Path):
