@@ -184,7 +184,7 @@ _C.MODEL.OSM.NUM_LAYERS = 2  # MaskQ-Former layers (self-attention, cross-attent
 _C.MODEL.OSM.NUM_MASK_QUERIES = 8  # queries attending inside the mask
 _C.MODEL.OSM.NUM_CONTEXT_QUERIES = 4  # queries attending inside the enlarged box
 _C.MODEL.OSM.CONTEXT_ENLARGE = 0.5  # the context box is the mask's box grown by this per side
-_C.MODEL.OSM.MODES = ["any", "ov_shapes"]  # mode queries: "any" first, then one per dataset
+_C.MODEL.OSM.MODES = ["any"]  # mode queries: "any" first, then one per dataset vocabulary
 _C.MODEL.OSM.MODE = "any"  # the mode used at inference
 _C.MODEL.OSM.DROPOUT = 0.0  # dropout in the MaskQ-Former
 _C.MODEL.OSM.MAX_NAME_TOKENS = 6  # length limit of a generated name (end token excluded)
@@ -195,7 +195,8 @@ _C.MODEL.OSM.CLASSES_PER_MASK = 1  # detections per proposal: its best-ranked cl
 _C.MODEL.OSM.OBJECTNESS_WEIGHT = 1.0  # score = p(class) * objectness ** this (detector masks)
 _C.MODEL.OSM.SCORE_THRESH_TEST = 0.0  # detections below this score are dropped
 # tools/train_osm.py: (1) LM on caption text, (2) MaskQ-Former on crop-caption pairs, (3) naming
-_C.MODEL.OSM.TEXT_DATASETS = ["ov_shapes_captions_train", "ov_shapes_pretrain_train"]  # stage 1 text
+# stage 1: datasets whose captions are the LM's text
+_C.MODEL.OSM.TEXT_DATASETS = ["ov_shapes_captions_train", "ov_shapes_pretrain_train"]
 _C.MODEL.OSM.PAIR_DATASET = "ov_shapes_pretrain_train"  # stage 2: object crop boxes and captions
 _C.MODEL.OSM.TINY_LM_DIM = 192  # stage 1 GPT-2 width
 _C.MODEL.OSM.TINY_LM_LAYERS = 4  # stage 1 GPT-2 blocks
