@@ -57,6 +57,18 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(problem)
 
 
+# Session fixtures that train a model for minutes: under pytest-xdist (`make test` runs
+# `-n auto --dist loadgroup`) every test using one goes to the same worker, so it is trained once.
+SHARED_TRAINED_FIXTURES = ("trained_tiny_clip",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = [f for f in SHARED_TRAINED_FIXTURES if f in getattr(item, "fixturenames", ())]
+        if used:
+            item.add_marker(pytest.mark.xdist_group(used[0]))
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainedClip:
     """The tiny CLIP of configs/ov_shapes/clip_tiny.yaml, trained once per test session.
