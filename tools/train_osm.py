@@ -176,15 +176,24 @@ class _Images:
         return image
 
 
-def caption_regions(dataset_name: str) -> dict[str, list[dict[str, Any]]]:
-    """Object crop boxes (XYXY) with their captions, by image file (scene pairs left out)."""
+def object_box(crop_box: list[float], crop_scale: float) -> list[float]:
+    """The region of a pair: the square (XYXY) whose CLIP crop, ``crop_scale`` times its side as
+    the crop token cuts it, is the pair's ``crop_box`` (XYWH, the object with context)."""
+    x, y, w, h = crop_box
+    cx, cy, half = x + w / 2, y + h / 2, max(w, h) / crop_scale / 2
+    return [cx - half, cy - half, cx + half, cy + half]
+
+
+def caption_regions(dataset_name: str, crop_scale: float) -> dict[str, list[dict[str, Any]]]:
+    """Object regions (:func:`object_box`) with their captions, by image file (scene pairs left
+    out); the region's mask is its box."""
     out: dict[str, list[dict[str, Any]]] = {}
     for pair in DatasetCatalog.get(dataset_name):
         if pair.get("kind", "object") != "object" or not pair.get("crop_box"):
             continue
-        x, y, w, h = pair["crop_box"]
+        box = object_box(pair["crop_box"], crop_scale)
         out.setdefault(pair["file_name"], []).append(
-            {"box": [x, y, x + w, y + h], "mask": None, "answer": pair["caption"]}
+            {"box": box, "mask": None, "answer": pair["caption"]}
         )
     if not out:
         raise ValueError(f"MODEL.OSM.PAIR_DATASET '{dataset_name}' has no object crop pairs")
@@ -279,7 +288,7 @@ def train_qformer(cfg: CfgNode, lm_path: str, stage: int) -> str:
         return final
     o = cfg.MODEL.OSM
     model = build_model(train_cfg(cfg, lm_path))
-    captions = caption_regions(o.PAIR_DATASET)
+    captions = caption_regions(o.PAIR_DATASET, cfg.MODEL.CLIP_BOX_EMBEDDER.CROP_SCALE)
     if stage == 1:
         data = _regions_forever({}, captions, cfg, o.STAGE_BATCH[1], 1.0)
         init = ""

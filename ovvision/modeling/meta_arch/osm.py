@@ -4,9 +4,11 @@ with Large Language Model").
 Masks come from a frozen OV-RCNN's class-agnostic mask head (``PROPOSALS: "detector"``) or from
 the ground truth (``"ground_truth"``, for naming evaluation). The frozen CLIP image tower's dense
 maps are computed once per image; a :class:`MaskQFormer` turns each mask into visual tokens
-(plus, optionally, the CLIP embedding of its box crop); a causal LM loaded by path answers the
-naming prompt after them. Inference returns ordinary detections -- the vocabulary ranked by the
-probability of each class's name -- plus the generated free-text name of every instance.
+(plus, optionally, the CLIP embedding of its box crop); a causal LM loaded by path reads the
+naming prompt, then the visual tokens, and answers (the last visual token's output predicts the
+name's first token: a short path that a small LM learns to use quickly). Inference returns
+ordinary detections -- the vocabulary ranked by the probability of each class's name -- plus the
+generated free-text name of every instance.
 """
 
 from __future__ import annotations
@@ -367,20 +369,20 @@ class OSMClassifier(nn.Module):
         self, visual: torch.Tensor, prompts: list[list[int]], answers: list[list[int]]
     ) -> torch.Tensor:
         """Mean cross-entropy of the answers' tokens (end token included) after each region's
-        visual tokens and prompt; sequences are right-padded (causal attention ignores it)."""
+        prompt and visual tokens; sequences are right-padded (causal attention ignores it)."""
         q = visual.shape[1]
-        lengths = [len(p) + len(a) - 1 for p, a in zip(prompts, answers)]
-        width = max(lengths)
-        ids = torch.zeros(len(prompts), width, dtype=torch.int64, device=self.device)
-        targets = torch.full((len(prompts), q + width), -100, dtype=torch.int64, device=self.device)
+        rows, targets = [], []
         for j, (p, a) in enumerate(zip(prompts, answers)):
-            seq = p + a[:-1]
-            ids[j, : len(seq)] = torch.tensor(seq, device=self.device)
-            start = q + len(p) - 1  # the position whose output predicts the first answer token
-            targets[j, start : start + len(a)] = torch.tensor(a, device=self.device)
-        embeds = torch.cat([visual, self.lm.embed(ids).to(visual.dtype)], dim=1)
+            text = self.lm.embed(torch.tensor(p + a[:-1], device=self.device)).to(visual.dtype)
+            rows.append(torch.cat([text[: len(p)], visual[j], text[len(p) :]]))
+            target = torch.full((len(rows[-1]),), -100, dtype=torch.int64, device=self.device)
+            start = len(p) + q - 1  # the last visual token's output predicts the first answer token
+            target[start:] = torch.tensor(a, device=self.device)
+            targets.append(target)
+        embeds = nn.utils.rnn.pad_sequence(rows, batch_first=True)
+        target = nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=-100)
         logits = self.lm.logits(embeds)
-        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+        return F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=-100)
 
     # -- inference -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -417,8 +419,9 @@ class OSMClassifier(nn.Module):
     def _prefixes(
         self, batched_inputs: list[dict[str, Any]]
     ) -> tuple[ImageList, list[MaskProposals], torch.Tensor]:
-        """The batch, its proposals and their LM prefixes ``Tensor[M, P, E]`` (visual tokens and
-        the inference prompt); the CLIP maps are computed once per image."""
+        """The batch, its proposals and their LM prefixes ``Tensor[M, P, E]`` (the inference
+        prompt, then the visual tokens: the last one's output predicts the name's first token);
+        the CLIP maps are computed once per image."""
         images = self.preprocess_image(batched_inputs)
         if self.detector is not None:
             maps = self.detector.backbone(images.tensor)
@@ -447,7 +450,7 @@ class OSMClassifier(nn.Module):
         modes = torch.full_like(owners, self.mode_index)
         visual = self.visual_tokens(images, maps, masks, boxes, owners, modes)
         prompt = prompt.to(visual.dtype).expand(len(visual), -1, -1)
-        return images, proposals, torch.cat([visual, prompt], dim=1)
+        return images, proposals, torch.cat([prompt, visual], dim=1)
 
     def decode_names(self, prefix: torch.Tensor) -> list[str]:
         """Free-text names for ``prefix`` ``Tensor[M, P, E]`` (greedy or beam search)."""
