@@ -41,9 +41,11 @@ def test_there_is_an_osm_config():
 @pytest.mark.parametrize("path", OSM_CONFIGS, ids=lambda p: p.name)
 def test_config_trains_one_step_and_names_ground_truth_masks(path: Path, tiny_lm_dir: Path):
     torch.manual_seed(0)
-    model = build_model(_config(path, tiny_lm_dir, "MODEL.OSM.PROPOSALS", "ground_truth"))
+    cfg = _config(path, tiny_lm_dir, "MODEL.OSM.PROPOSALS", "ground_truth")
+    model = build_model(cfg)
     params = [p for p in model.parameters() if p.requires_grad]
-    assert params and not any(p.requires_grad for p in model.lm.parameters())
+    lm_trained = any(p.requires_grad for p in model.lm.parameters())
+    assert params and lm_trained == (cfg.MODEL.OSM.TRAIN_LM_LAYERS > 0)
     assert not any(p.requires_grad for p in model.tower.parameters())
     model.train()
     item = make_item(boxes=[[6, 6, 46, 38], [50, 10, 70, 30]], classes=[0, 1], seed=1)
@@ -113,3 +115,16 @@ def test_bad_settings_name_their_key(tiny_lm_dir: Path, tmp_path: Path):
     model = build_model(_config(path, tiny_lm_dir, "MODEL.OSM.PROPOSALS", "ground_truth")).eval()
     with pytest.raises(ValueError, match="no instances with gt_masks"):
         model([{"image": make_item()["image"], "file_name": "a.png"}])
+
+
+def test_frozen_lm_stays_frozen_and_in_eval_mode(tiny_lm_dir: Path):
+    cfg = _config(
+        OSM_CONFIGS[0], tiny_lm_dir, "MODEL.OSM.PROPOSALS", "ground_truth",
+        "MODEL.OSM.TRAIN_LM_LAYERS", "0",
+    )  # fmt: skip
+    model = build_model(cfg).train()
+    assert not any(p.requires_grad for p in model.lm.parameters())
+    assert not model.lm.training and not model.tower.training and model.qformer.training
+    model = build_model(_config(OSM_CONFIGS[0], tiny_lm_dir, "MODEL.OSM.PROPOSALS", "ground_truth",
+                                "MODEL.OSM.TRAIN_LM_LAYERS", "1")).train()  # fmt: skip
+    assert model.lm.training
