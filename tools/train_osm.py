@@ -377,7 +377,7 @@ def evaluate(cfg: CfgNode, lm_path: str, weights: str) -> dict[str, Any]:
             with torch.no_grad():
                 for batch in ground_truth_batches(name, EVAL_BATCH):
                     began = time.perf_counter()
-                    outputs = model(batch)
+                    outputs = model.name_masks(batch)
                     seconds += time.perf_counter() - began
                     masks += sum(len(x["instances"]) for x in batch)
                     evaluator.process(batch, outputs)
