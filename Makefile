@@ -49,10 +49,10 @@ format: install
 
 # The tests need ovvision._C to load (tests/conftest.py stops the run if it was meant to be built
 # and does not); the fallback run then checks the PyTorch references the ops use without it.
-# One pytest worker per core, one thread each (torch threads on a shared core only spin); the tests
-# of a shared trained fixture run on one worker (tests/conftest.py).
+# One pytest worker per core, one thread each (torch threads on a shared core only spin). Each
+# worker that needs the session's trained tiny CLIP trains its own.
 test: install lint
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n auto $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-fallback
 
 # The op tests with the extension left unloaded (tests/ops/conftest.py says what they skip).

@@ -57,27 +57,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(problem)
 
 
-# Session fixtures that train a model for minutes: under pytest-xdist (`make test` runs
-# `-n auto --dist loadgroup`) every test using one goes to the same worker, so it is trained once,
-# and those tests come first, so that training overlaps the other workers' tests instead of
-# running alone at the end.
-SHARED_TRAINED_FIXTURES = ("trained_tiny_clip",)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    grouped = []
-    for item in items:
-        used = [f for f in SHARED_TRAINED_FIXTURES if f in getattr(item, "fixturenames", ())]
-        if used:
-            item.add_marker(pytest.mark.xdist_group(used[0]))
-            grouped.append(item)
-    rest = [item for item in items if item not in grouped]
-    items[:] = grouped + rest
-
-
 @dataclasses.dataclass(frozen=True)
 class TrainedClip:
-    """The tiny CLIP of configs/ov_shapes/clip_tiny.yaml, trained once per test session.
+    """The tiny CLIP of configs/ov_shapes/clip_tiny.yaml, trained once per test session (per
+    pytest-xdist worker).
 
     Attributes:
         env: environment for the tools: ``OVVISION_DATASETS`` (OV-Shapes seed 0 at its default
