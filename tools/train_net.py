@@ -46,7 +46,6 @@ from ovvision.engine import (
 from ovvision.engine.defaults import load_tool_config, prepare_datasets_and_files, run_tool
 from ovvision.evaluation import (
     CaptionEvaluator,
-    DatasetEvaluators,
     build_evaluator,
     inference_on_dataset,
     save_eval_results,
@@ -104,15 +103,15 @@ def do_test(
     for name in cfg.DATASETS.TEST:
         detector.set_vocabulary(dataset_vocabulary(configured_vocabulary, name))
         loader = build_detection_test_loader(cfg, name)
-        folder = os.path.join(cfg.OUTPUT_DIR, "inference", name)
-        evaluator = build_evaluator(cfg, name, folder)
+        inference_dir = os.path.join(cfg.OUTPUT_DIR, "inference", name)
+        evaluator = build_evaluator(cfg, name, inference_dir)
         evaluators = [evaluator]
         if cfg.TEST.CAPTIONS:  # the model writes a caption per image: score it too
             dicts = DatasetCatalog.get(name)
             evaluators.append(
-                CaptionEvaluator.from_dataset_dicts(dicts, detector.vocabulary, folder)
+                CaptionEvaluator.from_dataset_dicts(dicts, detector.vocabulary, inference_dir)
             )
-        results[name] = inference_on_dataset(model, loader, DatasetEvaluators(evaluators))
+        results[name] = inference_on_dataset(model, loader, evaluators)
         if report_dir and comm.is_main_process():
             folder = os.path.join(report_dir, name) if len(cfg.DATASETS.TEST) > 1 else report_dir
             write_evaluator_report(
