@@ -10,8 +10,9 @@ atomic writes; a rerun skips finished stages and resumes an interrupted one):
 1. ``lm``: a word-level tokenizer and a tiny GPT-2 learnt from the caption text of
    ``MODEL.OSM.TEXT_DATASETS``, saved with ``save_pretrained`` (then loaded by path, like any
    Hugging Face causal LM).
-2. ``pretrain``: the MaskQ-Former (LM frozen) learns to caption object crops of
-   ``MODEL.OSM.PAIR_DATASET`` (crop box -> caption; the captions name novel shapes too).
+2. ``pretrain``: the MaskQ-Former (LM frozen) learns to caption the regions of
+   ``MODEL.OSM.PAIR_DATASET``: object crops (OV-Shapes: crop box -> caption; the captions name
+   novel shapes too) or whole images of a caption dataset (COCO Captions).
 3. ``instruct``: instruction tuning on the base-class masks of ``DATASETS.TRAIN[0]`` with the
    naming prompts, mixed with caption regions (``MODEL.OSM.INSTRUCT_CAPTION_FRACTION``). No
    novel-class mask label is read: the dataset's novel classes are dropped.
@@ -32,6 +33,7 @@ import os
 import random
 import shutil
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -163,16 +165,24 @@ def _save_pretrained_atomic(obj: Any, folder: str, tokenizer: Any = None) -> Non
 
 # -- stages 2 and 3: the MaskQ-Former ----------------------------------------------------------
 class _Images:
-    """uint8 ``Tensor[3, H, W]`` images by file name, read once."""
+    """uint8 ``Tensor[3, H, W]`` images by file name; the most recently read ones are kept up to
+    ``max_bytes`` (all of OV-Shapes' 200 MB, a few thousand of COCO's 118k images)."""
 
-    def __init__(self) -> None:
-        self._cache: dict[str, torch.Tensor] = {}
+    def __init__(self, max_bytes: int = 2 << 30) -> None:
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._bytes = 0
+        self.max_bytes = max_bytes
 
     def __call__(self, file_name: str) -> torch.Tensor:
         image = self._cache.get(file_name)
-        if image is None:
-            image = torch.from_numpy(read_image(file_name)).permute(2, 0, 1).contiguous()
-            self._cache[file_name] = image
+        if image is not None:
+            self._cache.move_to_end(file_name)
+            return image
+        image = torch.from_numpy(read_image(file_name)).permute(2, 0, 1).contiguous()
+        self._cache[file_name] = image
+        self._bytes += image.numel()
+        while self._bytes > self.max_bytes and len(self._cache) > 1:
+            self._bytes -= self._cache.popitem(last=False)[1].numel()
         return image
 
 
@@ -185,18 +195,32 @@ def object_box(crop_box: list[float], crop_scale: float) -> list[float]:
 
 
 def caption_regions(dataset_name: str, crop_scale: float) -> dict[str, list[dict[str, Any]]]:
-    """Object regions (:func:`object_box`) with their captions, by image file (scene pairs left
-    out); the region's mask is its box."""
+    """Captioned regions by image file; each region's mask is its box.
+
+    Two kinds of dataset serve: object crop pairs (OV-Shapes' ``pretrain_pairs``: the region is
+    :func:`object_box` of the pair's ``crop_box``; scene pairs are left out) and image caption
+    datasets (records with ``captions``, e.g. ``coco_captions_train``: the region is the whole
+    image, once per caption), the image-text pairs OSM's captioner learns from on real data.
+    """
     out: dict[str, list[dict[str, Any]]] = {}
-    for pair in DatasetCatalog.get(dataset_name):
-        if pair.get("kind", "object") != "object" or not pair.get("crop_box"):
+    for record in DatasetCatalog.get(dataset_name):
+        if "captions" in record:
+            whole = [0.0, 0.0, float(record["width"]), float(record["height"])]
+            out.setdefault(record["file_name"], []).extend(
+                {"box": whole, "mask": None, "answer": c} for c in record["captions"] if c
+            )
             continue
-        box = object_box(pair["crop_box"], crop_scale)
-        out.setdefault(pair["file_name"], []).append(
-            {"box": box, "mask": None, "answer": pair["caption"]}
+        if record.get("kind", "object") != "object" or not record.get("crop_box"):
+            continue
+        box = object_box(record["crop_box"], crop_scale)
+        out.setdefault(record["file_name"], []).append(
+            {"box": box, "mask": None, "answer": record["caption"]}
         )
+    out = {file_name: regions for file_name, regions in out.items() if regions}
     if not out:
-        raise ValueError(f"MODEL.OSM.PAIR_DATASET '{dataset_name}' has no object crop pairs")
+        raise ValueError(
+            f"MODEL.OSM.PAIR_DATASET '{dataset_name}' has no object crop pair and no image caption"
+        )
     return out
 
 

@@ -129,6 +129,26 @@ class LanguageModel(nn.Module):
     def vocab_size(self) -> int:
         return int(self.model.get_input_embeddings().weight.shape[0])
 
+    @property
+    def max_positions(self) -> int | None:
+        """The longest input the model takes (its config's position count), None if unstated."""
+        config = getattr(self.model, "config", None)
+        for key in ("n_positions", "max_position_embeddings"):
+            value = getattr(config, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def check_length(self, length: int, what: str = "input") -> None:
+        """Raise a ValueError naming the LM folder when ``length`` positions do not fit."""
+        limit = self.max_positions
+        if limit is not None and length > limit:
+            raise ValueError(
+                f"{what} of {length} tokens is longer than language model '{self.source}' takes "
+                f"({limit} positions): use fewer MaskQ-Former queries (MODEL.OSM.NUM_MASK_QUERIES, "
+                "NUM_CONTEXT_QUERIES), shorter answers or an LM with more positions"
+            )
+
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` without special tokens."""
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -145,18 +165,21 @@ class LanguageModel(nn.Module):
         self, embeds: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``Tensor[B, L, E]`` input embeddings (right-padded) -> ``Tensor[B, L, V]`` logits."""
+        self.check_length(embeds.shape[1])
         out = self.model(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False)
         return out.logits
 
     def prefix_state(self, embeds: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """Run a prefix once: ``Tensor[N, P, E]`` -> (``Tensor[N, V]`` logits of the token after
         it, the model's key/value cache of it)."""
+        self.check_length(embeds.shape[1], "the prefix")
         out = self.model(inputs_embeds=embeds, use_cache=True)
         return out.logits[:, -1], out[self._cache_name]
 
     def logits_after(self, cache: Any, rows: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
         """Logits of ``embeds`` ``Tensor[R, T, E]`` continuing the cached prefixes ``rows``
         (``LongTensor[R]``, repeats allowed) -> ``Tensor[R, T, V]``; ``cache`` is not changed."""
+        self.check_length(cache.get_seq_length() + embeds.shape[1], "the prefix and continuation")
         cache = copy.deepcopy(cache)
         cache.batch_select_indices(rows)
         kwargs = {self._cache_name: cache}

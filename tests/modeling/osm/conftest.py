@@ -27,7 +27,7 @@ def tiny_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_lm")
     tokenizer = train_word_tokenizer(TEXTS)
     torch.manual_seed(0)
-    model = build_tiny_gpt2(tokenizer, dim=32, layers=2, heads=2, positions=64)
+    model = build_tiny_gpt2(tokenizer, dim=32, layers=2, heads=2, positions=128)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

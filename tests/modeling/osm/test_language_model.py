@@ -61,3 +61,20 @@ def test_freeze_keeps_only_the_last_blocks_trainable(tiny_lm_dir: Path):
     trainable = {n.split(".")[2] for n, p in lm.model.named_parameters() if p.requires_grad
                  and n.startswith("transformer.h.")}  # fmt: skip
     assert trainable == {"1"}
+
+
+@torch.no_grad()
+def test_input_longer_than_the_lm_takes_names_the_folder(tiny_lm_dir: Path):
+    lm = load_causal_lm(tiny_lm_dir)
+    limit = lm.max_positions
+    assert limit == 128  # the fixture's GPT-2 config
+    fits = torch.zeros(1, limit, lm.embed_dim)
+    assert lm.logits(fits).shape == (1, limit, lm.vocab_size)
+    with pytest.raises(ValueError, match=f"129 tokens.*'{tiny_lm_dir}'.*128 positions"):
+        lm.logits(torch.zeros(1, limit + 1, lm.embed_dim))
+    last, cache = lm.prefix_state(torch.zeros(2, limit - 2, lm.embed_dim))
+    assert last.shape == (2, lm.vocab_size)
+    rows = torch.tensor([1, 1])
+    assert lm.logits_after(cache, rows, torch.zeros(2, 2, lm.embed_dim)).shape[:2] == (2, 2)
+    with pytest.raises(ValueError, match=f"'{tiny_lm_dir}'"):
+        lm.logits_after(cache, rows, torch.zeros(2, 3, lm.embed_dim))

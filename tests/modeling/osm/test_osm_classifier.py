@@ -16,6 +16,9 @@ from ovvision.structures import ClassList
 from ..helpers import CONFIG_DIR, load_config, make_item
 
 OSM_CONFIGS = sorted((CONFIG_DIR / "ov_shapes").glob("osm_tiny*.yaml"))
+# The COCO-OV and LVIS-OV configs as shipped (ViT-B/16 CLIP, InstructBLIP-wide MaskQ-Former),
+# with random weights and the tiny LM: seconds each on CPU, so run by `make test` only.
+GPU_OSM_CONFIGS = sorted(CONFIG_DIR.glob("*_ov/osm_*.yaml"))
 
 
 def _config(path: Path, lm_dir: Path, *overrides: str):
@@ -36,9 +39,15 @@ def detector_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_there_is_an_osm_config():
     assert any(p.name == "osm_tiny.yaml" for p in OSM_CONFIGS)
+    assert {p.parent.name for p in GPU_OSM_CONFIGS} == {"coco_ov", "lvis_ov"}
 
 
-@pytest.mark.parametrize("path", OSM_CONFIGS, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, id=p.name) for p in OSM_CONFIGS]
+    + [pytest.param(p, id=f"{p.parent.name}/{p.name}", marks=pytest.mark.slow)
+       for p in GPU_OSM_CONFIGS],
+)  # fmt: skip
 def test_config_trains_one_step_and_names_ground_truth_masks(path: Path, tiny_lm_dir: Path):
     torch.manual_seed(0)
     cfg = _config(path, tiny_lm_dir, "MODEL.OSM.PROPOSALS", "ground_truth")
@@ -70,10 +79,11 @@ def test_config_trains_one_step_and_names_ground_truth_masks(path: Path, tiny_lm
     item["height"], item["width"] = 128, 160  # outputs at the original size
     (out,) = model([item])
     inst = out["instances"]
-    assert inst.image_size == (128, 160) and len(inst) == 2
-    assert inst.pred_masks.shape == (2, 128, 160) and inst.pred_classes.max() < 3
-    assert torch.equal(inst.proposal_index, torch.tensor([0, 1]))
-    assert len(inst.pred_names) == 2 and all(isinstance(n, str) for n in inst.pred_names)
+    k = cfg.MODEL.OSM.CLASSES_PER_MASK  # detections per mask: its k best-ranked classes
+    assert inst.image_size == (128, 160) and len(inst) == 2 * k
+    assert inst.pred_masks.shape == (2 * k, 128, 160) and inst.pred_classes.max() < 3
+    assert torch.equal(inst.proposal_index, torch.tensor([0, 1]).repeat_interleave(k))
+    assert len(inst.pred_names) == 2 * k and all(isinstance(n, str) for n in inst.pred_names)
     assert ((inst.scores > 0) & (inst.scores <= 1)).all()
 
 
