@@ -50,7 +50,7 @@ format: install
 # The tests need ovvision._C to load (tests/conftest.py stops the run if it was meant to be built
 # and does not); the fallback run then checks the PyTorch references the ops use without it.
 # One pytest worker per core, one thread each (torch threads on a shared core only spin). Each
-# worker that needs the session's trained tiny CLIP trains its own.
+# worker that needs the trained tiny CLIP waits for the one training of the run (tests/conftest.py).
 test: install lint
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n auto $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-fallback

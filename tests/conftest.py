@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tests._tools import run_tool
 
@@ -59,8 +60,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class TrainedClip:
-    """The tiny CLIP of configs/ov_shapes/clip_tiny.yaml, trained once per test session (per
-    pytest-xdist worker).
+    """The tiny CLIP of configs/ov_shapes/clip_tiny.yaml, trained once per test run (the
+    pytest-xdist workers share one training: the first to need it trains under a file lock, the
+    others wait for it and read its result).
 
     Attributes:
         env: environment for the tools: ``OVVISION_DATASETS`` (OV-Shapes seed 0 at its default
@@ -78,32 +80,55 @@ class TrainedClip:
     minutes: float
 
 
-@pytest.fixture(scope="session")
-def trained_tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> TrainedClip:
-    """OV-Shapes (seed 0) generated and the tiny CLIP trained on it, once for every slow test
-    that needs them (several minutes on 2 cores)."""
-    root = tmp_path_factory.mktemp("trained_tiny_clip")
-    env = {
-        **os.environ,
-        "OVVISION_DATASETS": str(root / "datasets"),
-        "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]),
-    }
+def _run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temporary folder every pytest-xdist worker of this run shares (the session's own
+    base folder without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _train_tiny_clip(root: Path, env: dict[str, str]) -> float:
+    """Generate OV-Shapes (seed 0) under ``root/datasets`` and train the tiny CLIP into
+    ``root/clip``; returns the training's wall-clock minutes."""
     run_tool(
         ["tools/make_ov_shapes.py", "--output", str(root / "datasets" / "ov_shapes"),
          "--seed", "0", "--no-progress"],
         env, timeout=1200,
     )  # fmt: skip
-    out = root / "clip"
     start = time.perf_counter()
     run_tool(
         ["tools/train_clip.py", "--config-file", "configs/ov_shapes/clip_tiny.yaml",
-         "OUTPUT_DIR", str(out)],
+         "OUTPUT_DIR", str(root / "clip")],
         env, timeout=3600,
     )  # fmt: skip
+    return (time.perf_counter() - start) / 60
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> TrainedClip:
+    """OV-Shapes (seed 0) generated and the tiny CLIP trained on it, once for every slow test
+    that needs them (several minutes on 2 cores), whichever worker runs them.
+
+    ``done.json`` is written only after a training that finished, so a worker whose training
+    failed leaves the next one to try again rather than to read half a result.
+    """
+    root = _run_root(tmp_path_factory) / "trained_tiny_clip"
+    root.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "OVVISION_DATASETS": str(root / "datasets"),
+        "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]),
+    }
+    done = root / "done.json"
+    with FileLock(str(root / "training.lock")):
+        if not done.exists():
+            minutes = _train_tiny_clip(root, env)
+            done.write_text(json.dumps({"minutes": minutes}))
+        minutes = json.loads(done.read_text())["minutes"]
     return TrainedClip(
         env=env,
         data_root=root / "datasets",
-        weights=out / "model_final.pt",
-        zero_shot=json.loads((out / "zero_shot.json").read_text()),
-        minutes=(time.perf_counter() - start) / 60,
+        weights=root / "clip" / "model_final.pt",
+        zero_shot=json.loads((root / "clip" / "zero_shot.json").read_text()),
+        minutes=minutes,
     )
