@@ -6,7 +6,8 @@ in). :func:`check_config_files` turns a missing input file into a :class:`Missin
 names the key and the file, before anything slow happens.
 
 Path keys (kind in brackets): ``MODEL.WEIGHTS`` [file], ``MODEL.GROUNDER.DETECTOR_WEIGHTS``
-[file], ``MODEL.TIMM.PRETRAINED`` [file or the tag "timm"], ``MODEL.TEXT_ENCODER.PRETRAINED`` [file
+[file], ``MODEL.OSM.DETECTOR_WEIGHTS`` [file], ``MODEL.OSM.LANGUAGE_MODEL`` [folder],
+``MODEL.TIMM.PRETRAINED`` [file or the tag "timm"], ``MODEL.TEXT_ENCODER.PRETRAINED`` [file
 or open_clip tag], ``MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_CLASS_FREQ`` [file], ``VOCABULARY.CUSTOM``
 [text file or class names], ``VOCABULARY.ANNOTATION_JSON`` [file], ``VOCABULARY.EMBEDDINGS``
 [file], ``VOCABULARY.CACHE_DIR`` [output folder], ``OUTPUT_DIR`` [output folder], and the ``json``,
@@ -36,11 +37,14 @@ __all__ = [
     "require_file",
 ]
 
-# key -> kind: "file" (a path whenever non-empty), "file_or_tag" (a path if it looks like one),
-# "file_or_names" (a path if it is a file or ends in .txt), "output" (a folder written to).
+# key -> kind: "file" (a path whenever non-empty), "folder" (an input folder, whenever non-empty),
+# "file_or_tag" (a path if it looks like one), "file_or_names" (a path if it is a file or ends in
+# .txt), "output" (a folder written to).
 PATH_KEYS: dict[str, str] = {
     "MODEL.WEIGHTS": "file",
     "MODEL.GROUNDER.DETECTOR_WEIGHTS": "file",
+    "MODEL.OSM.DETECTOR_WEIGHTS": "file",
+    "MODEL.OSM.LANGUAGE_MODEL": "folder",
     "MODEL.TIMM.PRETRAINED": "file_or_tag",
     "MODEL.TEXT_ENCODER.PRETRAINED": "file_or_tag",
     "MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_CLASS_FREQ": "file_or_tag",
@@ -56,6 +60,8 @@ PATH_KEYS: dict[str, str] = {
 USED_ONLY_WHEN: dict[str, tuple[str, tuple[object, ...]]] = {
     "MODEL.TIMM.PRETRAINED": ("MODEL.BACKBONE.NAME", ("TimmFPNBackbone",)),
     "MODEL.GROUNDER.DETECTOR_WEIGHTS": ("MODEL.META_ARCHITECTURE", ("OVGrounder",)),
+    "MODEL.OSM.DETECTOR_WEIGHTS": ("MODEL.OSM.PROPOSALS", ("detector",)),
+    "MODEL.OSM.LANGUAGE_MODEL": ("MODEL.META_ARCHITECTURE", ("OSMClassifier",)),
     "MODEL.ZERO_SHOT_CLASSIFIER.FED_LOSS_CLASS_FREQ": (
         "MODEL.ZERO_SHOT_CLASSIFIER.USE_FED_LOSS",
         (True,),
@@ -73,11 +79,11 @@ class MissingFileError(FileNotFoundError):
         path: the path as given.
     """
 
-    def __init__(self, key: str, path: str, note: str = ""):
+    def __init__(self, key: str, path: str, note: str = "", what: str = "file"):
         shown = f"'{path}'"
         if not os.path.isabs(os.path.expanduser(path)):
             shown += f" (relative to the current folder {os.getcwd()})"
-        self.message = f"{key}: file {shown} does not exist{note}"
+        self.message = f"{key}: {what} {shown} does not exist{note}"
         super().__init__(self.message)
         self.key = key
         self.path = path
@@ -106,7 +112,7 @@ def is_path_value(kind: str, value: object) -> bool:
     """Whether ``value`` of a key of this kind (see :data:`PATH_KEYS`) names a file or folder."""
     if not isinstance(value, str) or not value.strip():
         return False
-    if kind in ("file", "output"):
+    if kind in ("file", "folder", "output"):
         return True
     if kind == "file_or_tag":
         return os.sep in value or "/" in value or Path(value).suffix != ""
@@ -147,8 +153,8 @@ def require_file(path: str, key: str, note: str = "") -> None:
 
 
 def check_config_files(cfg: CfgNode, datasets: Mapping[str, str] | None = None) -> None:
-    """Check that the files the config's path keys name exist (output folders excepted, and
-    files of keys the config does not use, see :data:`USED_ONLY_WHEN`).
+    """Check that the files and folders the config's path keys name exist (output folders
+    excepted, and those of keys the config does not use, see :data:`USED_ONLY_WHEN`).
 
     Args:
         cfg: the config.
@@ -161,7 +167,12 @@ def check_config_files(cfg: CfgNode, datasets: Mapping[str, str] | None = None) 
     """
     for key, kind in PATH_KEYS.items():
         value = _get(cfg, key)
-        if kind != "output" and is_path_value(kind, value) and _in_use(cfg, key):
+        if kind == "output" or not is_path_value(kind, value) or not _in_use(cfg, key):
+            continue
+        if kind == "folder":
+            if not os.path.isdir(os.path.expanduser(value)):
+                raise MissingFileError(key, value, what="folder")
+        else:
             require_file(value, key)
     for name, key in (datasets or {}).items():
         check_dataset_files(name, key)

@@ -53,6 +53,8 @@ def _relative_cfg():
     cfg = get_cfg()
     cfg.MODEL.WEIGHTS = "runs/init.pth"
     cfg.MODEL.GROUNDER.DETECTOR_WEIGHTS = "runs/detector.pth"
+    cfg.MODEL.OSM.DETECTOR_WEIGHTS = "runs/osm_detector.pth"
+    cfg.MODEL.OSM.LANGUAGE_MODEL = "models/lm"
     cfg.MODEL.TEXT_ENCODER.PRETRAINED = "weights/clip.pt"
     cfg.MODEL.TIMM.PRETRAINED = "timm"  # a tag, not a path
     cfg.VOCABULARY.CUSTOM = "classes.txt"
@@ -69,6 +71,8 @@ def test_relative_paths_become_absolute_and_tags_stay(tmp_path):
     expected = {
         "MODEL.WEIGHTS": f"{base}/runs/init.pth",
         "MODEL.GROUNDER.DETECTOR_WEIGHTS": f"{base}/runs/detector.pth",
+        "MODEL.OSM.DETECTOR_WEIGHTS": f"{base}/runs/osm_detector.pth",
+        "MODEL.OSM.LANGUAGE_MODEL": f"{base}/models/lm",
         "MODEL.TEXT_ENCODER.PRETRAINED": f"{base}/weights/clip.pt",
         "MODEL.TIMM.PRETRAINED": "timm",  # a tag stays
         "VOCABULARY.CUSTOM": f"{base}/classes.txt",
@@ -118,6 +122,17 @@ def test_missing_files_name_their_key(tmp_path, monkeypatch):
         check_config_files(cfg)
     cfg.VOCABULARY.EMBEDDINGS = ""
     cfg.OUTPUT_DIR = "not/yet/there"  # an output folder is created, not checked
+    check_config_files(cfg)
+    cfg.MODEL.OSM.LANGUAGE_MODEL = "models/lm"  # read by OSMClassifier only
+    check_config_files(cfg)
+    cfg.MODEL.META_ARCHITECTURE = "OSMClassifier"
+    with pytest.raises(MissingFileError, match="^MODEL.OSM.LANGUAGE_MODEL: folder 'models/lm'"):
+        check_config_files(cfg)
+    (tmp_path / "models" / "lm").mkdir(parents=True)
+    cfg.MODEL.OSM.DETECTOR_WEIGHTS = "detector.pth"  # PROPOSALS "detector": read
+    with pytest.raises(MissingFileError, match="^MODEL.OSM.DETECTOR_WEIGHTS: file 'detector.pth'"):
+        check_config_files(cfg)
+    cfg.MODEL.OSM.PROPOSALS = "ground_truth"
     check_config_files(cfg)
 
 
