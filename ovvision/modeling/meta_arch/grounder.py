@@ -11,7 +11,6 @@ head gives the mask of the chosen box.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +19,6 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.ops import box_iou, clip_boxes_to_image
 
-from ovvision.checkpoint import Checkpointer
 from ovvision.config import CfgNode, configurable
 from ovvision.modeling.clip_regions import ClipBoxEmbedder, build_clip_box_embedder
 from ovvision.modeling.grounding import (
@@ -37,7 +35,7 @@ from ovvision.structures import Boxes, ImageList, Instances, Vocabulary
 from ovvision.utils.events import current_event_storage
 
 from .build import META_ARCH_REGISTRY
-from .ovrcnn import OVRCNN
+from .ovrcnn import OVRCNN, load_detector_weights
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +130,7 @@ class OVGrounder(nn.Module):
         g = cfg.MODEL.GROUNDER
         detector = OVRCNN(cfg)
         if g.DETECTOR_WEIGHTS:
-            _load_detector(detector, g.DETECTOR_WEIGHTS)
+            load_detector_weights(detector, g.DETECTOR_WEIGHTS, "MODEL.GROUNDER.DETECTOR_WEIGHTS")
         assert detector.name_embedder is not None  # OVRCNN.from_config always gives one
         text_encoder = detector.name_embedder.encoder
         fusion = detector.roi_heads.fusion
@@ -455,15 +453,3 @@ def _pad(rows: torch.Tensor, length: int) -> torch.Tensor:
     if len(rows) == length:
         return rows
     return torch.cat([rows, rows.new_zeros(length - len(rows), *rows.shape[1:])])
-
-
-def _load_detector(detector: OVRCNN, path: str) -> None:
-    """Load an OV-RCNN checkpoint strictly (tensors only, as every checkpoint of the project); a
-    missing file names MODEL.GROUNDER.DETECTOR_WEIGHTS."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"MODEL.GROUNDER.DETECTOR_WEIGHTS: detector checkpoint '{path}' does not exist "
-            "(train one with tools/train_net.py, e.g. `make quickstart`)"
-        )
-    Checkpointer(detector, save_to_disk=False).load(path, checkpointables=[])
-    logger.info("OVGrounder: detector weights loaded from %s", path)

@@ -14,7 +14,6 @@ generated free-text name of every instance.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ovvision.checkpoint import Checkpointer
 from ovvision.config import CfgNode, configurable
 from ovvision.modeling.backbone import ClipTower, wrap_clip_tower
 from ovvision.modeling.backbone.clip_backbone import check_pixel_normalisation
@@ -55,7 +53,7 @@ from ovvision.structures import Boxes, ClassList, ImageList, Instances, Vocabula
 
 from .build import META_ARCH_REGISTRY
 from .input_checks import check_image
-from .ovrcnn import OVRCNN
+from .ovrcnn import OVRCNN, load_detector_weights
 
 __all__ = ["OSMClassifier"]
 
@@ -166,7 +164,7 @@ class OSMClassifier(nn.Module):
         detector = None
         if o.PROPOSALS == "detector":
             detector = OVRCNN(cfg)
-            _load_detector(detector, o.DETECTOR_WEIGHTS)
+            load_detector_weights(detector, o.DETECTOR_WEIGHTS, "MODEL.OSM.DETECTOR_WEIGHTS")
             clip = detector.name_embedder.encoder if detector.name_embedder else None
             tower = detector.backbone.tower
         else:
@@ -501,14 +499,3 @@ class OSMClassifier(nn.Module):
             outputs.append({"instances": out})
             start += n
         return outputs
-
-
-def _load_detector(detector: OVRCNN, path: str) -> None:
-    """Load the OV-RCNN checkpoint strictly; a missing file names MODEL.OSM.DETECTOR_WEIGHTS."""
-    if not path or not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"MODEL.OSM.DETECTOR_WEIGHTS: detector checkpoint '{path}' does not exist "
-            "(PROPOSALS 'detector' needs a trained OV-RCNN, e.g. from `make quickstart`)"
-        )
-    Checkpointer(detector, save_to_disk=False).load(path, checkpointables=[])
-    logger.info("OSMClassifier: detector weights loaded from %s", path)

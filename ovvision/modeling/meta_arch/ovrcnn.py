@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from ovvision.checkpoint import Checkpointer
 from ovvision.config import CfgNode, configurable
 from ovvision.modeling.backbone import BACKBONE_REGISTRY, Backbone, build_backbone
 from ovvision.modeling.captioning import CaptionGenerationLoss
@@ -26,6 +29,8 @@ from ovvision.structures import ClassEmbeddings, ImageList, Instances, Vocabular
 
 from .build import META_ARCH_REGISTRY
 from .input_checks import check_image, check_masks_everywhere_or_nowhere, check_targets
+
+logger = logging.getLogger(__name__)
 
 
 @META_ARCH_REGISTRY.register()
@@ -308,3 +313,15 @@ def _model_clip(cfg: CfgNode) -> TextEncoder | None:
         or cfg.MODEL.CLIP_BOX_EMBEDDER.SOURCE == "crops"
     )
     return text_encoder_from_cfg(cfg) if needs else None
+
+
+def load_detector_weights(detector: OVRCNN, path: str, key: str) -> None:
+    """Load an OV-RCNN checkpoint into ``detector`` strictly (tensors only, as every checkpoint of
+    the project); a missing file raises FileNotFoundError naming the config ``key`` that gave it."""
+    if not path or not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{key}: detector checkpoint '{path}' does not exist (train one with "
+            "tools/train_net.py, e.g. `make quickstart`)"
+        )
+    Checkpointer(detector, save_to_disk=False).load(path, checkpointables=[])
+    logger.info("%s: detector weights loaded from %s", key, path)
