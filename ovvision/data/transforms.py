@@ -12,6 +12,7 @@ from pycocotools import mask as mask_util
 from torchvision.transforms import v2
 
 __all__ = [
+    "apply_test_transforms",
     "build_augmentation",
     "masks_to_tight_boxes",
     "mirror_text",
@@ -61,6 +62,24 @@ def build_augmentation(cfg: Any, is_train: bool) -> list[v2.Transform]:
             f"INPUT.MIN_SIZE_TRAIN_SAMPLING must be 'choice' or 'range', got {sampling!r}"
         )
     return [v2.RandomShortestSize(sizes, max_size=cfg.INPUT.MAX_SIZE_TRAIN)]
+
+
+def apply_test_transforms(
+    array: np.ndarray, augmentations: Sequence[v2.Transform]
+) -> dict[str, Any]:
+    """The model input for one RGB uint8 ``ndarray[H, W, 3]``: ``{"image": Tensor[3, h, w]
+    uint8 (after the test augmentations of :func:`build_augmentation`), "height": H,
+    "width": W}``."""
+    from torchvision import tv_tensors
+
+    tensor = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1))
+    for transform in augmentations:
+        tensor = transform(tensor)
+    return {
+        "image": tensor.as_subclass(torch.Tensor).contiguous(),
+        "height": int(array.shape[0]),
+        "width": int(array.shape[1]),
+    }
 
 
 def segmentation_to_mask(

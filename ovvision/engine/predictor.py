@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torchvision import tv_tensors
 
 from ovvision.checkpoint import Checkpointer
 from ovvision.config import CfgNode, get_cfg
@@ -127,16 +126,9 @@ class Predictor:
             ValueError: an array that is not RGB uint8 ``[H, W, 3]``.
             TypeError: any other kind of input.
         """
-        array = self._rgb_array(image)
-        height, width = array.shape[:2]
-        tensor = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1))
-        for transform in self.augmentations:
-            tensor = transform(tensor)
-        return {
-            "image": tensor.as_subclass(torch.Tensor).contiguous(),
-            "height": height,
-            "width": width,
-        }
+        from ovvision.data.transforms import apply_test_transforms
+
+        return apply_test_transforms(self._rgb_array(image), self.augmentations)
 
     def _rgb_array(self, image: ImageInput) -> np.ndarray:
         """``ndarray[H, W, 3]`` RGB uint8 of a path, a PIL image or an array (checked)."""

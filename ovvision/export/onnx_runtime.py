@@ -79,9 +79,7 @@ class OnnxDetector:
         """The graph input for an ``ndarray[H, W, 3]`` uint8 RGB image: resized as the exported
         config's test transform does (``INPUT.MIN_SIZE_TEST``/``MAX_SIZE_TEST`` kept in the
         graph's metadata), with the original ``height``/``width``."""
-        from torchvision import tv_tensors
-
-        from ovvision.data.transforms import build_augmentation
+        from ovvision.data.transforms import apply_test_transforms, build_augmentation
 
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(
@@ -91,14 +89,8 @@ class OnnxDetector:
             MIN_SIZE_TEST=int(self.metadata.get("ovvision.min_size_test", 0)),
             MAX_SIZE_TEST=int(self.metadata.get("ovvision.max_size_test", 0)),
         )
-        tensor = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
-        for transform in build_augmentation(SimpleNamespace(INPUT=test_input), is_train=False):
-            tensor = transform(tensor)
-        return {
-            "image": tensor.as_subclass(torch.Tensor).contiguous(),
-            "height": image.shape[0],
-            "width": image.shape[1],
-        }
+        augmentations = build_augmentation(SimpleNamespace(INPUT=test_input), is_train=False)
+        return apply_test_transforms(image, augmentations)
 
     def run(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The graph's raw outputs for ``uint8[3, H, W]``: boxes, scores, classes, mask probs."""
