@@ -238,17 +238,10 @@ class OVGrounder(nn.Module):
         images = det.preprocess_image(batched_inputs)
         features = det.backbone(images.tensor)
         proposals, _, _ = det.proposal_generator(images, features)
-        heads = det.roi_heads
-        roi = heads.box_pooler(features, proposals, images.image_sizes)
-        embeddings, box_deltas = heads.classifier(roi)
-        boxes = heads.box_coder.decode_single(box_deltas, torch.cat(proposals))
+        embeddings, boxes_per_image, kept = det.roi_heads.refine_proposals(
+            features, proposals, images.image_sizes
+        )
         sizes = [len(p) for p in proposals]
-        boxes_per_image, kept = [], []
-        for b, size in zip(boxes.split(sizes), images.image_sizes):
-            b = clip_boxes_to_image(b.float(), size)
-            keep = Boxes(b).nonempty(threshold=1e-2) & torch.isfinite(b).all(dim=1)
-            boxes_per_image.append(b[keep])
-            kept.append(keep)
         clip_embeddings = self.box_embedder(images, features, boxes_per_image)
         clip_chunks = clip_embeddings.split([len(b) for b in boxes_per_image])
         candidates = [

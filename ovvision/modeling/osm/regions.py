@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms, clip_boxes_to_image
+from torchvision.ops import batched_nms
 
 from ovvision.modeling.postprocessing import detector_postprocess
 from ovvision.structures import Boxes, ImageList, Instances
@@ -111,16 +111,10 @@ def detector_mask_proposals(
     heads = detector.roi_heads
     if heads.mask_head is None:
         raise ValueError("MODEL.OSM.PROPOSALS 'detector' needs a detector with masks (MASK_ON)")
-    _, deltas = heads.classifier(heads.box_pooler(features, proposals, images.image_sizes))
-    refined = heads.box_coder.decode_single(deltas, torch.cat(proposals))
+    _, refined, kept = heads.refine_proposals(features, proposals, images.image_sizes)
     out = []
-    for boxes, logit, size in zip(
-        refined.split([len(p) for p in proposals]), logits, images.image_sizes
-    ):
-        boxes = clip_boxes_to_image(boxes.float().reshape(-1, 4), tuple(size))
-        objectness = logit.float().sigmoid()
-        ok = Boxes(boxes).nonempty(threshold=1e-2) & torch.isfinite(boxes).all(dim=1)
-        boxes, objectness = boxes[ok], objectness[ok]
+    for boxes, logit, ok in zip(refined, logits, kept):
+        objectness = logit.float().sigmoid()[ok]
         keep = batched_nms(boxes, objectness, torch.zeros_like(objectness), nms)[:max_proposals]
         out.append(MaskProposals(boxes[keep], objectness[keep], None, None))
     pooled = heads.mask_pooler(features, [p.boxes for p in out], images.image_sizes)

@@ -284,6 +284,34 @@ class OpenVocabROIHeads(nn.Module):
         embeddings = self._classify_groups(features, images, [boxes])[0][1]
         return list(embeddings.split([len(b) for b in boxes]))
 
+    def refine_proposals(
+        self,
+        features: dict[str, torch.Tensor],
+        proposals: list[torch.Tensor],
+        image_sizes: Sequence[tuple[int, int]],
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """The box head on class-agnostic proposals, for models that use the detector's regions
+        (the grounder, OSM).
+
+        Args:
+            proposals: per image ``Tensor[R_i, 4]`` XYXY.
+
+        Returns:
+            ``Tensor[sum R_i, D]`` region embeddings of every proposal (in order); per image the
+            refined boxes clipped to the image that are non-empty and finite ``Tensor[K_i, 4]``
+            (float); per image ``BoolTensor[R_i]``, which proposals those boxes come from.
+        """
+        roi = self.box_pooler(features, proposals, image_sizes)
+        embeddings, deltas = self.classifier(roi)
+        refined = self.box_coder.decode_single(deltas, torch.cat(proposals))
+        boxes, kept = [], []
+        for b, size in zip(refined.split([len(p) for p in proposals]), image_sizes):
+            b = clip_boxes_to_image(b.float().reshape(-1, 4), tuple(size))
+            keep = Boxes(b).nonempty(threshold=1e-2) & torch.isfinite(b).all(dim=1)
+            boxes.append(b[keep])
+            kept.append(keep)
+        return embeddings, boxes, kept
+
     def _classify_groups(
         self,
         features: dict[str, torch.Tensor],
