@@ -25,6 +25,7 @@ from ovvision.config import CfgNode, ConfigError
 from ovvision.data.catalog import DatasetCatalog, MetadataCatalog
 from ovvision.data.datasets.register_from_cfg import CONFIG_KEY as REGISTER_KEY
 from ovvision.data.datasets.register_from_cfg import absolute_entry, registered_entry
+from ovvision.structures.class_list import is_vocabulary_file
 
 __all__ = [
     "PATH_KEYS",
@@ -38,8 +39,8 @@ __all__ = [
 ]
 
 # key -> kind: "file" (a path whenever non-empty), "folder" (an input folder, whenever non-empty),
-# "file_or_tag" (a path if it looks like one), "file_or_names" (a path if it is a file or ends in
-# .txt), "output" (a folder written to).
+# "file_or_tag" (a path if it looks like one), "file_or_names" (a path if ClassList.parse reads
+# it as a file: see is_vocabulary_file), "output" (a folder written to).
 PATH_KEYS: dict[str, str] = {
     "MODEL.WEIGHTS": "file",
     "MODEL.GROUNDER.DETECTOR_WEIGHTS": "file",
@@ -117,7 +118,7 @@ def is_path_value(kind: str, value: object) -> bool:
     if kind == "file_or_tag":
         return os.sep in value or "/" in value or Path(value).suffix != ""
     if kind == "file_or_names":
-        return os.path.isfile(value) or value.endswith(".txt")
+        return is_vocabulary_file(value)
     raise ValueError(f"unknown path kind {kind!r}")
 
 

@@ -12,9 +12,18 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["ClassList", "as_class_list"]
+__all__ = ["ClassList", "as_class_list", "is_vocabulary_file"]
 
 SYNONYM_SEPARATOR = "|"
+
+
+def is_vocabulary_file(spec: str) -> bool:
+    """Whether a vocabulary spec names a text file rather than classes: it ends in ``.txt``, or
+    it has a folder separator and is an existing file. A bare word is a class name even when a
+    file of that name happens to exist in the current folder (``--custom-vocabulary person``)."""
+    if spec.endswith(".txt"):
+        return True
+    return ("/" in spec or os.sep in spec) and os.path.isfile(os.path.expanduser(spec))
 
 
 @dataclass
@@ -63,7 +72,9 @@ class ClassList:
 
     @classmethod
     def parse(cls, spec: str) -> ClassList:
-        """Parse ``"name|synonym, name2"`` or a text file with one ``name|synonym`` per line.
+        """Parse ``"name|synonym, name2"`` or a text file with one ``name|synonym`` per line
+        (a spec ending in ``.txt``, or a path with a folder separator; see
+        :func:`is_vocabulary_file`).
 
         Lines of a file starting with ``#`` are comments.
 
@@ -71,13 +82,14 @@ class ClassList:
             FileNotFoundError: ``spec`` ends in ``.txt`` but no such file exists.
             ValueError: no class names in ``spec``.
         """
-        if os.path.isfile(spec):
-            with open(spec, encoding="utf-8") as f:
+        if is_vocabulary_file(spec):
+            path = os.path.expanduser(spec)
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"custom vocabulary file '{spec}' does not exist")
+            with open(path, encoding="utf-8") as f:
                 lines = f.read().splitlines()
             entries = [line for line in lines if not line.lstrip().startswith("#")]
             return cls.from_entries(entries, f"vocabulary file '{spec}'")
-        if spec.endswith(".txt"):
-            raise FileNotFoundError(f"custom vocabulary file '{spec}' does not exist")
         return cls.from_entries(spec.split(","), f"custom vocabulary {spec!r}")
 
     @property

@@ -23,7 +23,7 @@ from ovvision.modeling.text import (
     create_text_encoder,
     vocabulary_classes,
 )
-from ovvision.structures import Vocabulary
+from ovvision.structures import ClassList, Vocabulary
 
 TINY = "OVShapes-CLIP-Tiny"
 REPO = Path(__file__).resolve().parents[3]
@@ -272,6 +272,16 @@ def test_builtin_class_lists(tmp_path: Path) -> None:
     assert vocabulary_classes("custom", custom="a|b, c").synonyms == [["b"], []]
     with pytest.raises(FileNotFoundError, match="nope.txt"):
         vocabulary_classes("custom", custom=str(tmp_path / "nope.txt"))
+    (tmp_path / "classes").write_text("sofa\n", encoding="utf-8")  # a path without .txt: a file
+    assert vocabulary_classes("custom", custom=str(tmp_path / "classes")).names == ["sofa"]
+
+
+def test_a_bare_word_is_a_class_even_when_such_a_file_exists(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "person").write_text("sofa\n", encoding="utf-8")
+    assert ClassList.parse("person").names == ["person"]
+    assert ClassList.parse("person, dog").names == ["person", "dog"]
+    assert ClassList.parse("./person").names == ["sofa"]
     with pytest.raises(FileNotFoundError, match="missing.json"):
         vocabulary_classes("lvis", annotation_json=str(tmp_path / "missing.json"))
     with pytest.raises(ValueError, match="unknown vocabulary 'imagenet'"):
