@@ -232,7 +232,7 @@ _C.SOLVER.CHECKPOINT_PERIOD = 500  # save a checkpoint every this many iteration
 _C.SOLVER.MAX_TO_KEEP = 0  # keep at most this many periodic checkpoints (0 = keep all)
 _C.SOLVER.IMS_PER_BATCH = 16  # images per step summed over all processes
 _C.SOLVER.AMP = CN()
-_C.SOLVER.AMP.ENABLED = False  # mixed precision; autocast is applied on CUDA only
+_C.SOLVER.AMP.ENABLED = False  # mixed precision: float16 + grad scaling (CUDA), bfloat16 (CPU)
 _C.SOLVER.CLIP_GRADIENTS = CN()
 _C.SOLVER.CLIP_GRADIENTS.ENABLED = False  # clip gradients before each optimizer step
 _C.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "norm"  # "norm" (total norm of all params) or "value"

@@ -197,10 +197,12 @@ class SimpleTrainer(TrainerBase):
 
 
 class AMPTrainer(SimpleTrainer):
-    """:class:`SimpleTrainer` with automatic mixed precision on CUDA.
+    """:class:`SimpleTrainer` with automatic mixed precision.
 
-    Autocast and gradient scaling apply only when the model's parameters are on a CUDA device;
-    on CPU it trains in full precision exactly like :class:`SimpleTrainer`.
+    On CUDA the forward runs under autocast in ``precision`` (float16 with gradient scaling, or
+    bfloat16); on CPU under bfloat16 autocast (the half type CPUs compute fast, with AMX or
+    AVX-512 BF16), which needs no gradient scaling. Parameters, optimizer state and the backward's
+    gradients stay float32 either way.
     """
 
     def __init__(
@@ -212,14 +214,16 @@ class AMPTrainer(SimpleTrainer):
         precision: torch.dtype = torch.float16,
     ):
         super().__init__(model, data_loader, optimizer, grad_clip)
-        device = next(model.parameters()).device
-        self.use_cuda_amp = device.type == "cuda"
-        self.precision = precision
-        self.grad_scaler = torch.amp.GradScaler("cuda", enabled=self.use_cuda_amp)
+        self.device_type = next(model.parameters()).device.type
+        self.use_cuda_amp = self.device_type == "cuda"
+        self.precision = precision if self.use_cuda_amp else torch.bfloat16
+        self.grad_scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.use_cuda_amp and self.precision == torch.float16
+        )
 
     def run_step(self) -> None:
         data, data_time = self._next_batch()
-        with torch.autocast("cuda", dtype=self.precision, enabled=self.use_cuda_amp):
+        with torch.autocast(self.device_type, dtype=self.precision):
             losses, loss_dict = self._losses(data)
         self._check_and_log(loss_dict, data_time)
         self.optimizer.zero_grad(set_to_none=True)

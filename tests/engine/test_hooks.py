@@ -41,15 +41,39 @@ def test_eval_hook_skips_final_evaluation_after_a_failure():
     assert calls == []
 
 
-def test_amp_trainer_on_cpu_equals_simple_trainer():
-    simple, m1 = _trainer()
-    simple.train(0, 6)
-    amp, m2 = _trainer(AMPTrainer)
-    assert not amp.use_cuda_amp
+class _AutocastRecorder(ToyModel):
+    """Records the CPU autocast state and the first layer's output dtype of every forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[bool, torch.dtype]] = []
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.seen.append((torch.is_autocast_enabled("cpu"), self.net[0](batch["x"]).dtype))
+        return super().forward(batch)
+
+
+def test_amp_trainer_on_cpu_runs_the_forward_in_bfloat16():
+    cfg = toy_cfg("", max_iter=10)
+    seed_all_rng(0)
+    model = _AutocastRecorder()
+    amp = AMPTrainer(model, toy_batches(), build_optimizer(cfg, model))
+    assert not amp.use_cuda_amp and amp.precision == torch.bfloat16
+    before = [p.detach().clone() for p in model.parameters()]
     amp.train(0, 6)
-    for a, b in zip(m1.parameters(), m2.parameters()):
-        assert torch.equal(a, b)
+    assert model.seen == [(True, torch.bfloat16)] * 6
+    # float32 parameters, updated, and the losses of the same data as full precision within
+    # bfloat16's resolution
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+    simple, reference = _trainer()
+    simple.train(0, 6)
+    for a, b in zip(reference.parameters(), model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0.05, atol=0.02)
     assert "grad_scaler" in amp.state_dict()
+    model.seen.clear()
+    SimpleTrainer(model, toy_batches(), build_optimizer(cfg, model)).train(0, 1)
+    assert model.seen == [(False, torch.float32)]  # no autocast outside AMPTrainer
 
 
 def test_gradient_clipping_bounds_the_update():
