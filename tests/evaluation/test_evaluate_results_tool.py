@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import subprocess
 import sys
@@ -12,17 +11,15 @@ import pytest
 
 from ovvision.evaluation import COCOOpenVocabEvaluator, LVISOpenVocabEvaluator
 
+from .._tools import load_tool
 from ._fixtures import make_coco_gt, make_lvis_gt, make_predictions, read_json, write_json
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "evaluate_results.py"
 SPLITS = {1: "base", 3: "base", 7: "novel", 90: "novel"}
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("evaluate_results_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _tool():
+    return load_tool("evaluate_results")
 
 
 @pytest.fixture
@@ -74,7 +71,7 @@ def test_novel_classes_flag_and_iou_type(coco_case, tmp_path):
     for category in gt["categories"]:
         del category["split"]
     plain_gt = write_json(tmp_path / "plain.json", gt)
-    tool = load_tool()
+    tool = _tool()
     args = ["--results", dets_path, "--iou-type", "segm"]
     from_flag = tool.main(["--gt-json", plain_gt, "--novel-classes", "class_7, class_90", *args])
     from_field = tool.main(["--gt-json", gt_path, *args])
@@ -93,7 +90,7 @@ def test_registered_dataset(coco_case, tmp_path):
         json_file=gt_path, evaluator_type="coco_ov", novel_classes=["class_90"]
     )
     try:
-        metrics = load_tool().main(["--dataset", name, "--results", dets_path])
+        metrics = _tool().main(["--dataset", name, "--results", dets_path])
     finally:
         MetadataCatalog.remove(name)
     expected = COCOOpenVocabEvaluator(gt_json=gt_path, novel_classes=["class_90"])
@@ -104,7 +101,7 @@ def test_lvis_json_gets_lvis_evaluation_and_fixed_ap(tmp_path):
     gt = make_lvis_gt(4, num_images=8)
     gt_path = write_json(tmp_path / "lvis.json", gt)
     dets_path = write_json(tmp_path / "dets.json", make_predictions(gt, seed=5))
-    tool = load_tool()
+    tool = _tool()
     metrics = tool.main(["--gt-json", gt_path, "--results", dets_path, "--fixed-ap"])
     expected = LVISOpenVocabEvaluator(gt_json=gt_path, fixed_ap=True).evaluate_results(
         read_json(dets_path), ("bbox", "segm")
@@ -115,7 +112,7 @@ def test_lvis_json_gets_lvis_evaluation_and_fixed_ap(tmp_path):
 
 def test_bad_inputs_raise_with_names(coco_case, tmp_path):
     _, gt_path, _ = coco_case
-    tool = load_tool()
+    tool = _tool()
     not_a_list = write_json(tmp_path / "dict.json", {"image_id": 1})
     with pytest.raises(ValueError, match="dict.json"):
         tool.main(["--gt-json", gt_path, "--results", not_a_list])
@@ -132,5 +129,5 @@ def test_bad_inputs_raise_with_names(coco_case, tmp_path):
 def test_empty_results_give_zero(coco_case, tmp_path):
     _, gt_path, _ = coco_case
     empty = write_json(tmp_path / "empty.json", [])
-    metrics = load_tool().main(["--gt-json", gt_path, "--results", empty])
+    metrics = _tool().main(["--gt-json", gt_path, "--results", empty])
     assert set(metrics) == {"bbox"} and metrics["bbox"]["AP"] == 0.0

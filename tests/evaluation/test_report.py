@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 from pathlib import Path
@@ -26,6 +25,7 @@ from ovvision.reports import (
 from ovvision.reports.figures import image_grid_size, per_class_ap_size
 from ovvision.structures import Boxes, Instances
 
+from .._tools import load_tool
 from ._fixtures import make_coco_gt, make_lvis_gt, make_predictions, read_json, write_json
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "evaluate_results.py"
@@ -160,9 +160,7 @@ def test_report_of_an_evaluation_without_detections(tmp_path):
 
 
 def test_evaluate_results_tool_writes_a_report_with_the_json_numbers(tmp_path):
-    spec = importlib.util.spec_from_file_location("evaluate_results_tool", TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("evaluate_results")
     gt = make_coco_gt(seed=8, num_images=6, splits=SPLITS)
     gt_json = write_json(tmp_path / "gt.json", gt)
     dets = write_json(tmp_path / "dets.json", make_predictions(gt, seed=9))

@@ -17,6 +17,8 @@ from PIL import Image
 
 from ovvision.data.datasets.ov_shapes import generate_ov_shapes
 
+from .._tools import load_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 METRICS = ("AP", "AP50", "AP50-base", "AP50-novel")
 # A 2-iteration detector on 1 image per batch, scoring few proposals; SCORE_THRESH_TEST 0 keeps
@@ -186,13 +188,7 @@ def test_ablate_variants_seeds_reports_resume_and_failure(tmp_path):
 
 
 def _load_ablate():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("ovvision_ablate", ROOT / "tools" / "ablate.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("ablate")
 
 
 def test_caption_metrics_get_their_own_table_only_when_a_run_has_them(tmp_path):

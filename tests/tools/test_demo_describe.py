@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from ovvision.checkpoint import Checkpointer
 from ovvision.engine.predictor import Predictor
 from ovvision.modeling import build_model
 
+from .._tools import load_tool
 from ..modeling.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,10 +29,7 @@ GENERATION = [
 
 @pytest.fixture(scope="module")
 def demo():
-    spec = importlib.util.spec_from_file_location("ovvision_demo_describe", ROOT / "tools/demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("demo")
 
 
 def _saved_model(folder: Path, overrides: list[str]) -> tuple[str, str]:

@@ -4,7 +4,6 @@ tools/evaluate_grounding.py, and run tools/ground.py with good and bad inputs.""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from .._tools import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "ov_shapes" / "ovgrounder.yaml"
@@ -50,13 +51,6 @@ def trained(tmp_path_factory) -> tuple[Path, Path, dict[str, str]]:
     return root, out, env
 
 
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_train_evaluate_and_rescore(trained):
     root, out, _ = trained
     metrics = json.loads((out / "eval_results.json").read_text())["grounding"]
@@ -67,7 +61,7 @@ def test_train_evaluate_and_rescore(trained):
     results = out / "inference" / "ov_shapes_refexp_val" / "grounding_results.json"
     gt = str(root / "ov_shapes/annotations/refexp_val.json")
     rescored = out / "rescored.json"
-    evaluate = _tool("evaluate_grounding")
+    evaluate = load_tool("evaluate_grounding")
     report = out / "rescored_report"
     args = ["--gt", gt, "--results", str(results), "--output", str(rescored)]
     assert evaluate.main([*args, "--report", str(report)]) == 0

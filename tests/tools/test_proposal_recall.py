@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
+
+from .._tools import load_tool
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "proposal_recall.py"
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("proposal_recall_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("proposal_recall")
 
 
 def test_recall_of_the_first_k_proposals_per_split():

@@ -4,7 +4,6 @@ the two must build the same network."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
@@ -12,16 +11,13 @@ import torch
 from ovvision.config import get_cfg
 from ovvision.modeling import build_model
 
+from .._tools import load_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _quickstart_detector_config() -> str:
-    spec = importlib.util.spec_from_file_location(
-        "ovvision_quickstart", ROOT / "tools/quickstart.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.DETECTOR_CONFIG
+    return load_tool("quickstart").DETECTOR_CONFIG
 
 
 def _state(config: str, cache: Path) -> dict[str, torch.Tensor]:

@@ -3,7 +3,6 @@ Captions' format) and from OV-Shapes' object crop pairs, and the bounded image c
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,15 +13,14 @@ from PIL import Image
 from ovvision.data import DatasetCatalog
 from ovvision.data.datasets import register_coco_captions
 
+from .._tools import load_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def train_osm():
-    spec = importlib.util.spec_from_file_location("ovvision_train_osm", ROOT / "tools/train_osm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("train_osm")
 
 
 def _write_images(folder: Path, sizes: list[tuple[int, int]]) -> list[str]:
