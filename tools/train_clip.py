@@ -40,6 +40,7 @@ from ovvision.clip_pretraining import (
 from ovvision.config import CfgNode, load_config
 from ovvision.data import DatasetCatalog
 from ovvision.engine import (
+    AMPTrainer,
     SimpleTrainer,
     create_ddp_model,
     default_argument_parser,
@@ -143,7 +144,8 @@ def do_train(cfg: CfgNode, encoder: TextEncoder, preprocessor: ImagePreprocessor
     optimizer = build_optimizer(cfg, model)
     scheduler = build_lr_scheduler(cfg, optimizer)
     ddp_model = create_ddp_model(model, broadcast_buffers=False)
-    trainer = SimpleTrainer(
+    trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
+    trainer = trainer_cls(
         ddp_model,
         build_train_loader(cfg, encoder, preprocessor),
         optimizer,

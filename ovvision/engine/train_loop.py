@@ -196,13 +196,23 @@ class SimpleTrainer(TrainerBase):
         self.storage.put_scalar("data_time", data_time)
 
 
+def cpu_has_fast_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively through oneDNN (AVX-512 or AMX); on others
+    (AVX2 only) bfloat16 autocast is emulated and slower than float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 class AMPTrainer(SimpleTrainer):
     """:class:`SimpleTrainer` with automatic mixed precision.
 
     On CUDA the forward runs under autocast in ``precision`` (float16 with gradient scaling, or
     bfloat16); on CPU under bfloat16 autocast (the half type CPUs compute fast, with AMX or
-    AVX-512 BF16), which needs no gradient scaling. Parameters, optimizer state and the backward's
-    gradients stay float32 either way.
+    AVX-512), which needs no gradient scaling, or in float32 with a warning on a CPU without
+    native bfloat16 (:func:`cpu_has_fast_bfloat16`). Parameters, optimizer state and the
+    backward's gradients stay float32 either way.
     """
 
     def __init__(
@@ -217,13 +227,19 @@ class AMPTrainer(SimpleTrainer):
         self.device_type = next(model.parameters()).device.type
         self.use_cuda_amp = self.device_type == "cuda"
         self.precision = precision if self.use_cuda_amp else torch.bfloat16
+        self.autocast = self.use_cuda_amp or cpu_has_fast_bfloat16()
+        if not self.autocast:
+            logger.warning(
+                "SOLVER.AMP.ENABLED: this CPU has no native bfloat16 (AVX-512 or AMX), where "
+                "autocast would be slower than float32: training in float32"
+            )
         self.grad_scaler = torch.amp.GradScaler(
             "cuda", enabled=self.use_cuda_amp and self.precision == torch.float16
         )
 
     def run_step(self) -> None:
         data, data_time = self._next_batch()
-        with torch.autocast(self.device_type, dtype=self.precision):
+        with torch.autocast(self.device_type, dtype=self.precision, enabled=self.autocast):
             losses, loss_dict = self._losses(data)
         self._check_and_log(loss_dict, data_time)
         self.optimizer.zero_grad(set_to_none=True)

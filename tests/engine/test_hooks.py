@@ -76,6 +76,19 @@ def test_amp_trainer_on_cpu_runs_the_forward_in_bfloat16():
     assert model.seen == [(False, torch.float32)]  # no autocast outside AMPTrainer
 
 
+def test_amp_trainer_trains_in_float32_on_a_cpu_without_native_bfloat16(monkeypatch, caplog):
+    from ovvision.engine import train_loop
+
+    monkeypatch.setattr(train_loop, "cpu_has_fast_bfloat16", lambda: False)
+    cfg = toy_cfg("", max_iter=10)
+    model = _AutocastRecorder()
+    with caplog.at_level(logging.WARNING):
+        amp = AMPTrainer(model, toy_batches(), build_optimizer(cfg, model))
+    assert "no native bfloat16" in caplog.text and not amp.autocast
+    amp.train(0, 2)
+    assert model.seen == [(False, torch.float32)] * 2
+
+
 def test_gradient_clipping_bounds_the_update():
     cfg = toy_cfg("")
     cfg.SOLVER.CLIP_GRADIENTS.ENABLED = True
