@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 from pycocotools import mask as mask_util
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 __all__ = [
@@ -70,8 +71,6 @@ def apply_test_transforms(
     """The model input for one RGB uint8 ``ndarray[H, W, 3]``: ``{"image": Tensor[3, h, w]
     uint8 (after the test augmentations of :func:`build_augmentation`), "height": H,
     "width": W}``."""
-    from torchvision import tv_tensors
-
     tensor = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1))
     for transform in augmentations:
         tensor = transform(tensor)
