@@ -12,6 +12,7 @@ from PIL import Image
 
 from ovvision.checkpoint import Checkpointer
 from ovvision.config import CfgNode, get_cfg
+from ovvision.data.transforms import apply_test_transforms, build_augmentation
 from ovvision.modeling.text import VocabularyLike
 from ovvision.structures import Instances, Vocabulary
 
@@ -52,7 +53,6 @@ class Predictor:
         opts: Sequence[str] = (),
         device: str | None = None,
     ):
-        from ovvision.data.transforms import build_augmentation
         from ovvision.modeling import build_model
 
         cfg = get_cfg()
@@ -126,8 +126,6 @@ class Predictor:
             ValueError: an array that is not RGB uint8 ``[H, W, 3]``.
             TypeError: any other kind of input.
         """
-        from ovvision.data.transforms import apply_test_transforms
-
         return apply_test_transforms(self._rgb_array(image), self.augmentations)
 
     def _rgb_array(self, image: ImageInput) -> np.ndarray:

@@ -57,6 +57,13 @@ class OnnxDetector:
         if mask_threshold is None:
             mask_threshold = float(self.metadata.get("ovvision.mask_threshold", 0.5))
         self.mask_threshold = mask_threshold
+        from ovvision.data.transforms import build_augmentation
+
+        test_input = SimpleNamespace(
+            MIN_SIZE_TEST=int(self.metadata.get("ovvision.min_size_test", 0)),
+            MAX_SIZE_TEST=int(self.metadata.get("ovvision.max_size_test", 0)),
+        )  # the exported config's test resize, kept in the graph's metadata
+        self.augmentations = build_augmentation(SimpleNamespace(INPUT=test_input), is_train=False)
         self.set_vocabulary(vocabulary)
 
     def set_vocabulary(self, vocabulary: str | os.PathLike | VocabularyArrays) -> None:
@@ -79,18 +86,13 @@ class OnnxDetector:
         """The graph input for an ``ndarray[H, W, 3]`` uint8 RGB image: resized as the exported
         config's test transform does (``INPUT.MIN_SIZE_TEST``/``MAX_SIZE_TEST`` kept in the
         graph's metadata), with the original ``height``/``width``."""
-        from ovvision.data.transforms import apply_test_transforms, build_augmentation
+        from ovvision.data.transforms import apply_test_transforms
 
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(
                 f"expected an RGB uint8 array [H, W, 3], got {image.dtype} {image.shape}"
             )
-        test_input = SimpleNamespace(
-            MIN_SIZE_TEST=int(self.metadata.get("ovvision.min_size_test", 0)),
-            MAX_SIZE_TEST=int(self.metadata.get("ovvision.max_size_test", 0)),
-        )
-        augmentations = build_augmentation(SimpleNamespace(INPUT=test_input), is_train=False)
-        return apply_test_transforms(image, augmentations)
+        return apply_test_transforms(image, self.augmentations)
 
     def run(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The graph's raw outputs for ``uint8[3, H, W]``: boxes, scores, classes, mask probs."""
