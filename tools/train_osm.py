@@ -14,8 +14,10 @@ atomic writes; a rerun skips finished stages and resumes an interrupted one):
    ``MODEL.OSM.PAIR_DATASET``: object crops (OV-Shapes: crop box -> caption; the captions name
    novel shapes too) or whole images of a caption dataset (COCO Captions).
 3. ``instruct``: instruction tuning on the base-class masks of ``DATASETS.TRAIN[0]`` with the
-   naming prompts, mixed with caption regions (``MODEL.OSM.INSTRUCT_CAPTION_FRACTION``). No
-   novel-class mask label is read: the dataset's novel classes are dropped.
+   naming prompts, mixed with caption regions (``MODEL.OSM.INSTRUCT_CAPTION_FRACTION``), a share
+   of which (``MODEL.OSM.INSTRUCT_CAPTION_NAMING``) is asked the naming prompt and answered with
+   the caption's object name (read from the caption's words, no class list). No novel-class
+   mask label is read: the dataset's novel classes are dropped.
 
 ``OUTPUT_DIR/osm_inference.yaml`` is the config to run the trained model with (Predictor,
 ``tools/demo.py --open-ended``). Evaluation on ``DATASETS.TEST``: naming accuracy on ground-truth
@@ -68,6 +70,7 @@ from ovvision.modeling.osm import (
     sample_prompt,
     train_word_tokenizer,
 )
+from ovvision.modeling.text.caption_nouns import caption_object_name
 from ovvision.solver import build_lr_scheduler, build_optimizer
 from ovvision.structures import Instances
 
@@ -195,7 +198,8 @@ def object_box(crop_box: list[float], crop_scale: float) -> list[float]:
 
 
 def caption_regions(dataset_name: str, crop_scale: float) -> dict[str, list[dict[str, Any]]]:
-    """Captioned regions by image file; each region's mask is its box.
+    """Captioned regions by image file; each region's mask is its box, its ``"name"`` the
+    caption's object (:func:`caption_object_name`, no vocabulary read; ``""`` when none).
 
     Two kinds of dataset serve: object crop pairs (OV-Shapes' ``pretrain_pairs``: the region is
     :func:`object_box` of the pair's ``crop_box``; scene pairs are left out) and image caption
@@ -207,14 +211,17 @@ def caption_regions(dataset_name: str, crop_scale: float) -> dict[str, list[dict
         if "captions" in record:
             whole = [0.0, 0.0, float(record["width"]), float(record["height"])]
             out.setdefault(record["file_name"], []).extend(
-                {"box": whole, "mask": None, "answer": c} for c in record["captions"] if c
+                {"box": whole, "mask": None, "answer": c, "name": caption_object_name(c)}
+                for c in record["captions"]
+                if c
             )
             continue
         if record.get("kind", "object") != "object" or not record.get("crop_box"):
             continue
         box = object_box(record["crop_box"], crop_scale)
+        caption = record["caption"]
         out.setdefault(record["file_name"], []).append(
-            {"box": box, "mask": None, "answer": record["caption"]}
+            {"box": box, "mask": None, "answer": caption, "name": caption_object_name(caption)}
         )
     out = {file_name: regions for file_name, regions in out.items() if regions}
     if not out:
@@ -258,10 +265,13 @@ def _regions_forever(
     cfg: CfgNode,
     batch: int,
     caption_fraction: float,
+    caption_naming: float = 0.0,
 ) -> Iterator[list[dict[str, Any]]]:
     """Batches of ``{"image", "regions"}``: per image up to ``REGIONS_PER_IMAGE`` regions, each
     a caption task with probability ``caption_fraction`` (when the image has pairs), else a
-    naming task in the ``any`` or the dataset mode."""
+    naming task in the ``any`` or the dataset mode. A caption task is asked as a naming task in
+    the ``any`` mode, answered with the caption's object name, with probability
+    ``caption_naming`` (when the caption has one)."""
     o = cfg.MODEL.OSM
     rng = random.Random(cfg.SEED)
     images = _Images()
@@ -276,7 +286,11 @@ def _regions_forever(
                 pairs, masks = captions.get(file_name, []), naming.get(file_name, [])
                 if pairs and (not masks or rng.random() < caption_fraction):
                     r = dict(pairs[rng.randrange(len(pairs))])
-                    r.update(prompt=sample_prompt(CAPTION_PROMPTS, rng), mode=o.MODES[0])
+                    if r["name"] and rng.random() < caption_naming:
+                        r.update(answer=r["name"], prompt=sample_prompt(NAMING_PROMPTS, rng))
+                    else:
+                        r["prompt"] = sample_prompt(CAPTION_PROMPTS, rng)
+                    r["mode"] = o.MODES[0]
                 elif masks:
                     r = dict(masks[rng.randrange(len(masks))])
                     r["mask"] = torch.from_numpy(
@@ -319,7 +333,12 @@ def train_qformer(cfg: CfgNode, lm_path: str, stage: int) -> str:
     else:
         naming = naming_regions(cfg.DATASETS.TRAIN[0])
         data = _regions_forever(
-            naming, captions, cfg, o.STAGE_BATCH[2], o.INSTRUCT_CAPTION_FRACTION
+            naming,
+            captions,
+            cfg,
+            o.STAGE_BATCH[2],
+            o.INSTRUCT_CAPTION_FRACTION,
+            o.INSTRUCT_CAPTION_NAMING,
         )
         init = os.path.join(cfg.OUTPUT_DIR, STAGES[1], FINAL)
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -206,6 +206,8 @@ _C.MODEL.OSM.STAGE_BATCH = [64, 16, 16]  # captions (stage 1) or images (stages 
 _C.MODEL.OSM.STAGE_LR = [0.001, 0.0005, 0.0003]  # AdamW peak learning rate per stage (cosine)
 _C.MODEL.OSM.REGIONS_PER_IMAGE = 4  # stages 2, 3: regions drawn per image and step (at most)
 _C.MODEL.OSM.INSTRUCT_CAPTION_FRACTION = 0.5  # stage 3: share of regions given a caption task
+# stage 3: share of those caption regions asked to name instead, answered with the caption's object
+_C.MODEL.OSM.INSTRUCT_CAPTION_NAMING = 0.0
 _C.MODEL.OSM.DATASET_MODE_FRACTION = 0.5  # stage 3: share of naming regions in the dataset mode
 
 # ---------------------------------------------------------------------------------------------

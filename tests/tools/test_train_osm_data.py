@@ -57,7 +57,40 @@ def test_image_captions_become_whole_image_regions(train_osm, tmp_path: Path):
     assert set(regions) == {first, second}
     assert [r["answer"] for r in regions[first]] == ["a dog on a sofa", "a brown dog"]
     assert all(r["box"] == [0.0, 0.0, 40.0, 30.0] and r["mask"] is None for r in regions[first])
-    assert regions[second] == [{"box": [0.0, 0.0, 50.0, 20.0], "mask": None, "answer": "two cups"}]
+    assert [r["name"] for r in regions[first]] == ["dog", "dog"]
+    assert regions[second] == [
+        {"box": [0.0, 0.0, 50.0, 20.0], "mask": None, "answer": "two cups", "name": "cup"}
+    ]
+
+
+def test_stage_3_asks_caption_regions_to_name_their_object(train_osm, tmp_path: Path):
+    """With ``caption_naming`` 1 every caption region with an object name becomes a naming task
+    in the ``any`` mode answered with that name; with 0 none does (captions stay captions)."""
+    from ovvision.config import get_cfg
+    from ovvision.modeling.osm import CAPTION_PROMPTS, NAMING_PROMPTS
+
+    (file_name,) = _write_images(tmp_path, [(16, 16)])
+    path = str(tmp_path / file_name)
+    box = [0.0, 0.0, 16.0, 16.0]
+    captions = {
+        path: [
+            {"box": box, "mask": None, "answer": "a photo of a small star", "name": "star"},
+            {"box": box, "mask": None, "answer": "on the left", "name": ""},
+        ]
+    }
+    cfg = get_cfg()
+    cfg.MODEL.OSM.MODES = ["any", "ov_shapes"]
+    for share in (1.0, 0.0):
+        batch = next(train_osm._regions_forever({}, captions, cfg, 8, 1.0, share))
+        regions = [r for item in batch for r in item["regions"]]
+        assert len(regions) == 8 * cfg.MODEL.OSM.REGIONS_PER_IMAGE
+        assert all(r["mode"] == "any" for r in regions)
+        for r in regions:
+            named = share == 1.0 and r["name"] == "star"
+            assert r["answer"] == ("star" if named else r["answer"])
+            assert r["prompt"] in (NAMING_PROMPTS if named else CAPTION_PROMPTS)
+        if share == 1.0:
+            assert {r["answer"] for r in regions} == {"star", "on the left"}
 
 
 def test_dataset_without_pairs_or_captions_names_the_key(train_osm, tmp_path: Path):

@@ -22,13 +22,28 @@ from lemminflect import getAllLemmas, getLemma
 
 from ovvision.structures import ClassList
 
-__all__ = ["CaptionNouns", "NounExtractor", "caption_words", "lemmatize_noun"]
+__all__ = [
+    "CaptionNouns",
+    "NounExtractor",
+    "caption_object_name",
+    "caption_words",
+    "lemmatize_noun",
+]
 
 _WORD = re.compile(r"[^\W_]+")
 _NOT_NOUN_TAGS = ("ADJ", "ADV", "AUX", "DET", "PRON", "ADP", "CCONJ", "NUM")
 _NUMBER_WORDS = frozenset(
     "zero one two three four five six seven eight nine ten eleven twelve dozen".split()
 )
+_DETERMINERS = frozenset("a an the this that these those some several many".split()) | _NUMBER_WORDS
+# closed-class words (lemminflect's tables hold few of them) that end a noun phrase
+_FUNCTION_WORDS = frozenset(
+    "with of and or but at by for from into onto over under near next to on in inside outside "
+    "behind beside besides above below between among against along across around through "
+    "toward towards upon within without while where which who that it its their his her "
+    "is are was were be being been has have had".split()
+)
+_GENERIC_HEADS = frozenset("shape object thing item".split())  # "a hexagon shape" -> "hexagon"
 
 
 @lru_cache(maxsize=65536)
@@ -49,6 +64,49 @@ def _is_other_noun(word: str) -> bool:
         return False
     tags = getAllLemmas(word)
     return "NOUN" in tags and not any(t in tags for t in _NOT_NOUN_TAGS)
+
+
+def _noun_like(word: str) -> bool:
+    """A noun, or a word lemminflect does not know (a name such as "pacman"), not a letter."""
+    tags = getAllLemmas(word)
+    return "NOUN" in tags if tags else len(word) > 1
+
+
+def caption_object_name(text: str) -> str:
+    """The object a short caption is about, without a vocabulary: the head noun of its first
+    noun phrase (after a framing "... of"), with the noun modifiers just before it, singular.
+
+    Made for alt-text-like captions of one object (``"a photo of a small purple ring"`` ->
+    ``"ring"``, ``"an l-shape shape"`` -> ``"l shape"``, ``"two stars"`` -> ``"star"``);
+    adjectives and determiners are dropped, a trailing generic head (``"shape"``) after a noun
+    too. Without a part-of-speech tagger a long scene caption may give a wrong head. ``""``
+    when the caption has no such phrase.
+    """
+    words = caption_words(text)
+    if "of" in words:  # "a close-up of a star", "a drawing of a heart"
+        words = words[len(words) - words[::-1].index("of") :]
+    phrase: list[str] = []
+    for word in words:
+        if word in _DETERMINERS or word.isdigit():
+            if phrase:
+                break
+            continue
+        tags = getAllLemmas(word)
+        gerund = word.endswith("ing") and tags.get("VERB", (word,))[0] != word  # "riding"
+        not_noun = "NOUN" not in tags and any(t in tags for t in ("ADV", "VERB", "AUX"))
+        if word in _FUNCTION_WORDS or gerund or not_noun:
+            break
+        phrase.append(word)
+    if len(phrase) > 1 and phrase[-1] in _GENERIC_HEADS and _noun_like(phrase[-2]):
+        phrase.pop()
+    if not phrase:
+        return ""
+    modifiers: list[str] = []
+    for word in reversed(phrase[:-1]):  # the noun modifiers right before the head
+        if "ADJ" in getAllLemmas(word):
+            break
+        modifiers.insert(0, word)
+    return " ".join([*modifiers, lemmatize_noun(phrase[-1])])
 
 
 @dataclass(frozen=True)

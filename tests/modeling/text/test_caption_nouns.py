@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ovvision.modeling.text.caption_nouns import NounExtractor, caption_words
+from ovvision.modeling.text.caption_nouns import NounExtractor, caption_object_name, caption_words
 from ovvision.structures import ClassList
 
 CLASSES = ClassList(
@@ -57,3 +57,24 @@ def test_words_split_at_punctuation_and_underscores():
 def test_a_name_shared_by_two_classes_is_refused():
     with pytest.raises(ValueError, match="'couch'"):
         NounExtractor(ClassList(["sofa", "couch"], [["couch"], []]))
+
+
+@pytest.mark.parametrize(
+    "caption, name",
+    [
+        ("a photo of a small purple ring", "ring"),  # framing "... of", adjectives dropped
+        ("a close-up of a large red crescent", "crescent"),  # "crescent" is an adjective too
+        ("an l-shape shape", "l shape"),  # a letter modifier kept, the generic head dropped
+        ("a hexagon shape", "hexagon"),
+        ("the t-shape", "t shape"),  # "shape" is the head here: nothing to drop
+        ("a pacman shape", "pacman"),  # a word lemminflect does not know is a noun
+        ("two stars", "star"),  # number word, plural
+        ("a man riding a horse on a beach", "man"),  # the phrase ends at the gerund
+        ("a group of people", "people"),
+        ("a traffic light next to a tree", "traffic light"),  # noun modifier kept
+        ("on the left", ""),  # no noun phrase
+        ("", ""),
+    ],
+)
+def test_object_name_of_a_caption_reads_no_vocabulary(caption, name):
+    assert caption_object_name(caption) == name
