@@ -15,6 +15,9 @@ _C.VERSION = 1  # config format version
 _C.MODEL = CN()
 _C.MODEL.DEVICE = "cpu"  # "cpu" or "cuda"; "cuda" selects the local rank's GPU under DDP
 _C.MODEL.META_ARCHITECTURE = ""  # name in META_ARCH_REGISTRY built by build_model(cfg)
+# Convolution weights in channels-last layout (their outputs follow): oneDNN's fast layout on CPU
+# (bfloat16 convolutions run on AMX only in it) and the tensor cores' on GPU. Same results.
+_C.MODEL.CHANNELS_LAST = True
 _C.MODEL.WEIGHTS = ""  # checkpoint path loaded before training/evaluation ("" = random init)
 # Keys of the checkpoint's model state that may be missing/unexpected when loading MODEL.WEIGHTS;
 # anything else missing or unexpected is an error (strict loading).

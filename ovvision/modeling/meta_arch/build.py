@@ -17,10 +17,14 @@ def build_model(cfg: CfgNode) -> nn.Module:
     """Build the model named by ``MODEL.META_ARCHITECTURE`` on ``MODEL.DEVICE``.
 
     Weights come from random initialisation (plus whatever pretrained parts the config names);
-    loading ``MODEL.WEIGHTS`` is the checkpointer's job.
+    loading ``MODEL.WEIGHTS`` is the checkpointer's job. With ``MODEL.CHANNELS_LAST`` the 4-D
+    weights are laid out channels-last, so every convolution computes (and returns) in that
+    layout whatever its input's.
     """
     name = cfg.MODEL.META_ARCHITECTURE
     if not name:
         raise ValueError("MODEL.META_ARCHITECTURE is empty; set it, e.g. to 'OVRCNN'")
-    model = META_ARCH_REGISTRY.get(name)(cfg)
-    return model.to(torch.device(cfg.MODEL.DEVICE))
+    model = META_ARCH_REGISTRY.get(name)(cfg).to(torch.device(cfg.MODEL.DEVICE))
+    if cfg.MODEL.CHANNELS_LAST:
+        model = model.to(memory_format=torch.channels_last)
+    return model
