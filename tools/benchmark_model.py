@@ -20,8 +20,12 @@ threshold is set so that the same number of (region, class) candidates reach NMS
 warm-up, and ovvision's inference is also split into stages (backbone, RPN, ROI pooling, region
 head and vocabulary scoring, CLIP fusion, NMS, mask head, paste; ``other`` is the rest).
 
+Memory layout (``--layout``): ``default`` compares each as shipped (ovvision's
+``MODEL.CHANNELS_LAST`` on, torchvision's model contiguous); ``channels_last`` and
+``contiguous`` put both models in that layout, the like-for-like comparison.
+
     python tools/benchmark_model.py --json output/benchmark_model.json [--device cpu|cuda]
-        [--size full|tiny] [--threads 2] [--amp bf16]
+        [--size full|tiny] [--threads 2] [--amp bf16] [--layout default]
 """
 
 from __future__ import annotations
@@ -272,7 +276,7 @@ def build_ovrcnn(cfg: CfgNode) -> nn.Module:
     return build_model(cfg).to(cfg.MODEL.DEVICE)
 
 
-def torchvision_r50(cfg: CfgNode, device: str, hw: tuple[int, int]) -> nn.Module:
+def _torchvision_r50(cfg: CfgNode, device: str, hw: tuple[int, int]) -> nn.Module:
     """torchvision's Mask R-CNN R50-FPN as a user fine-tunes it (frozen BN, 3 trainable stages),
     random weights, with ovvision's RPN and region settings."""
     torch.manual_seed(0)
@@ -295,7 +299,7 @@ class _TorchvisionBackbone(nn.Module):
         return OrderedDict((name, features[name]) for name in self.body.output_names)
 
 
-def torchvision_on_ovvision_backbone(
+def _torchvision_on_ovvision_backbone(
     cfg: CfgNode, device: str, classes: int, hw: tuple[int, int]
 ) -> nn.Module:
     """torchvision's Mask R-CNN on a fresh copy of the OV-Shapes detector's backbone, with its
@@ -515,6 +519,22 @@ def clip_models_built(fn: Callable[[], nn.Module]) -> tuple[nn.Module, int]:
         open_clip.create_model = original
 
 
+LAYOUTS: dict[str, bool | None] = {"default": None, "channels_last": True, "contiguous": False}
+
+
+def _in_layout(build: Callable[..., nn.Module], channels_last: bool | None) -> Callable:
+    """``build`` whose torchvision model is put in the layout (None: left as built)."""
+
+    def built(*args: Any) -> nn.Module:
+        model = build(*args)
+        if channels_last is None:
+            return model
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        return model.to(memory_format=layout)
+
+    return built
+
+
 def run_cases(args: argparse.Namespace, size: Size, tmp: Path) -> dict[str, dict]:
     results: dict[str, dict] = {}
     wanted = set(args.cases or [])
@@ -534,7 +554,11 @@ def run_cases(args: argparse.Namespace, size: Size, tmp: Path) -> dict[str, dict
 
     d = args.device
     no_fusion = ["MODEL.CLIP_BOX_EMBEDDER.SOURCE", "", "MODEL.CLIP_SCORE_FUSION.ENABLED", "False"]
-    cfg = ovvision_config(R50_CONFIG, d, tmp, LVIS_CLASSES, size, *no_fusion)
+    layout = LAYOUTS[args.layout]
+    in_layout = [] if layout is None else ["MODEL.CHANNELS_LAST", str(layout)]
+    torchvision_r50 = _in_layout(_torchvision_r50, layout)
+    torchvision_on_ovvision_backbone = _in_layout(_torchvision_on_ovvision_backbone, layout)
+    cfg = ovvision_config(R50_CONFIG, d, tmp, LVIS_CLASSES, size, *no_fusion, *in_layout)
     r50_items = synthetic_items(size.image_hw, 1, size.gt_per_image, LVIS_CLASSES, 1)
     if want("inference_800x1333") or want("train_step_800x1333"):
         ov, clips = clip_models_built(lambda: build_ovrcnn(cfg))
@@ -553,7 +577,7 @@ def run_cases(args: argparse.Namespace, size: Size, tmp: Path) -> dict[str, dict
         fusion_cfg = ovvision_config(
             R50_CONFIG, d, tmp, LVIS_CLASSES, size,
             "MODEL.CLIP_SCORE_FUSION.MAX_REGIONS_PER_IMAGE", str(size.fusion_regions),
-            *size.fusion_overrides,
+            *size.fusion_overrides, *in_layout,
         )  # fmt: skip
         ov, clips = clip_models_built(lambda: build_ovrcnn(fusion_cfg))
         tv = torchvision_r50(fusion_cfg, d, size.image_hw)
@@ -561,7 +585,7 @@ def run_cases(args: argparse.Namespace, size: Size, tmp: Path) -> dict[str, dict
         report("inference_800x1333_fusion", result | {"clip_models_built": clips})
         del ov, tv
     classes = len(OV_SHAPES_CLASSES)
-    shapes_cfg = ovvision_config(OV_SHAPES_CONFIG, d, tmp, classes, size)
+    shapes_cfg = ovvision_config(OV_SHAPES_CONFIG, d, tmp, classes, size, *in_layout)
     shapes_cfg.merge_from_list(
         [
             "INPUT.MIN_SIZE_TEST",
@@ -591,6 +615,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="full", choices=sorted(SIZES))
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch)")
     parser.add_argument("--amp", choices=["bf16", "fp16"], help="autocast dtype (default: off)")
+    parser.add_argument(
+        "--layout", default="default", choices=sorted(LAYOUTS),
+        help="memory layout: each library's default, or both channels_last / contiguous",
+    )  # fmt: skip
     parser.add_argument("--repeats", type=int, help="timed runs per case (default: by --size)")
     parser.add_argument("--warmup", type=int, help="untimed runs per case (default: by --size)")
     parser.add_argument(
@@ -618,6 +646,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
         "size": args.size,
         "amp": args.amp or "off",
+        "layout": args.layout,
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "cpu_isa": ops.cpu_isa(),

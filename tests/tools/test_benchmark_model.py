@@ -61,6 +61,7 @@ def test_tiny_run_writes_every_case_with_stages_and_meta(tmp_path):
     assert results["inference_800x1333_fusion"]["clip_models_built"] == 1
     meta = results["meta"]
     assert meta["threads"] == 1 and meta["size"] == "tiny" and meta["device"] == "cpu"
+    assert meta["layout"] == "default"
     assert meta["torch"] and meta["torchvision"] and len(meta["load_average_before_after"]) == 2
 
 
@@ -76,3 +77,21 @@ def test_cuda_without_a_gpu_is_refused_naming_the_argument(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 1
     assert "--device cuda" in proc.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("layout, channels_last", [("channels_last", True), ("contiguous", False)])
+def test_layout_puts_the_torchvision_model_in_it(layout, channels_last):
+    import torch
+
+    from tests._tools import load_tool
+
+    bench = load_tool("benchmark_model")
+    start = torch.channels_last if not channels_last else torch.contiguous_format
+    build = bench._in_layout(
+        lambda: torch.nn.Conv2d(3, 8, 3).to(memory_format=start), bench.LAYOUTS[layout]
+    )
+    weight = build().weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert weight.is_contiguous() != channels_last
+    kept = bench._in_layout(lambda: torch.nn.Conv2d(3, 8, 3).to(memory_format=start), None)
+    assert kept().weight.is_contiguous() == channels_last  # "default": left as built
