@@ -198,8 +198,7 @@ def object_box(crop_box: list[float], crop_scale: float) -> list[float]:
 
 
 def caption_regions(dataset_name: str, crop_scale: float) -> dict[str, list[dict[str, Any]]]:
-    """Captioned regions by image file; each region's mask is its box, its ``"name"`` the
-    caption's object (:func:`caption_object_name`, no vocabulary read; ``""`` when none).
+    """Captioned regions by image file; each region's mask is its box.
 
     Two kinds of dataset serve: object crop pairs (OV-Shapes' ``pretrain_pairs``: the region is
     :func:`object_box` of the pair's ``crop_box``; scene pairs are left out) and image caption
@@ -211,17 +210,14 @@ def caption_regions(dataset_name: str, crop_scale: float) -> dict[str, list[dict
         if "captions" in record:
             whole = [0.0, 0.0, float(record["width"]), float(record["height"])]
             out.setdefault(record["file_name"], []).extend(
-                {"box": whole, "mask": None, "answer": c, "name": caption_object_name(c)}
-                for c in record["captions"]
-                if c
+                {"box": whole, "mask": None, "answer": c} for c in record["captions"] if c
             )
             continue
         if record.get("kind", "object") != "object" or not record.get("crop_box"):
             continue
         box = object_box(record["crop_box"], crop_scale)
-        caption = record["caption"]
         out.setdefault(record["file_name"], []).append(
-            {"box": box, "mask": None, "answer": caption, "name": caption_object_name(caption)}
+            {"box": box, "mask": None, "answer": record["caption"]}
         )
     out = {file_name: regions for file_name, regions in out.items() if regions}
     if not out:
@@ -270,8 +266,8 @@ def _regions_forever(
     """Batches of ``{"image", "regions"}``: per image up to ``REGIONS_PER_IMAGE`` regions, each
     a caption task with probability ``caption_fraction`` (when the image has pairs), else a
     naming task in the ``any`` or the dataset mode. A caption task is asked as a naming task in
-    the ``any`` mode, answered with the caption's object name, with probability
-    ``caption_naming`` (when the caption has one)."""
+    the ``any`` mode, answered with the caption's object name (:func:`caption_object_name`, no
+    class list read), with probability ``caption_naming`` (when the caption has one)."""
     o = cfg.MODEL.OSM
     rng = random.Random(cfg.SEED)
     images = _Images()
@@ -286,8 +282,9 @@ def _regions_forever(
                 pairs, masks = captions.get(file_name, []), naming.get(file_name, [])
                 if pairs and (not masks or rng.random() < caption_fraction):
                     r = dict(pairs[rng.randrange(len(pairs))])
-                    if r["name"] and rng.random() < caption_naming:
-                        r.update(answer=r["name"], prompt=sample_prompt(NAMING_PROMPTS, rng))
+                    name = caption_object_name(r["answer"])
+                    if name and rng.random() < caption_naming:
+                        r.update(answer=name, prompt=sample_prompt(NAMING_PROMPTS, rng))
                     else:
                         r["prompt"] = sample_prompt(CAPTION_PROMPTS, rng)
                     r["mode"] = o.MODES[0]

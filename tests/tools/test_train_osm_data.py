@@ -57,10 +57,7 @@ def test_image_captions_become_whole_image_regions(train_osm, tmp_path: Path):
     assert set(regions) == {first, second}
     assert [r["answer"] for r in regions[first]] == ["a dog on a sofa", "a brown dog"]
     assert all(r["box"] == [0.0, 0.0, 40.0, 30.0] and r["mask"] is None for r in regions[first])
-    assert [r["name"] for r in regions[first]] == ["dog", "dog"]
-    assert regions[second] == [
-        {"box": [0.0, 0.0, 50.0, 20.0], "mask": None, "answer": "two cups", "name": "cup"}
-    ]
+    assert regions[second] == [{"box": [0.0, 0.0, 50.0, 20.0], "mask": None, "answer": "two cups"}]
 
 
 def test_stage_3_asks_caption_regions_to_name_their_object(train_osm, tmp_path: Path):
@@ -74,8 +71,8 @@ def test_stage_3_asks_caption_regions_to_name_their_object(train_osm, tmp_path: 
     box = [0.0, 0.0, 16.0, 16.0]
     captions = {
         path: [
-            {"box": box, "mask": None, "answer": "a photo of a small star", "name": "star"},
-            {"box": box, "mask": None, "answer": "on the left", "name": ""},
+            {"box": box, "mask": None, "answer": "a photo of a small star"},
+            {"box": box, "mask": None, "answer": "on the left"},  # no object: stays a caption
         ]
     }
     cfg = get_cfg()
@@ -85,12 +82,13 @@ def test_stage_3_asks_caption_regions_to_name_their_object(train_osm, tmp_path: 
         regions = [r for item in batch for r in item["regions"]]
         assert len(regions) == 8 * cfg.MODEL.OSM.REGIONS_PER_IMAGE
         assert all(r["mode"] == "any" for r in regions)
+        named = {"star"} if share == 1.0 else set()
+        expected = (
+            {"star", "on the left"} if share == 1.0 else {"a photo of a small star", "on the left"}
+        )
+        assert {r["answer"] for r in regions} == expected
         for r in regions:
-            named = share == 1.0 and r["name"] == "star"
-            assert r["answer"] == ("star" if named else r["answer"])
-            assert r["prompt"] in (NAMING_PROMPTS if named else CAPTION_PROMPTS)
-        if share == 1.0:
-            assert {r["answer"] for r in regions} == {"star", "on the left"}
+            assert r["prompt"] in (NAMING_PROMPTS if r["answer"] in named else CAPTION_PROMPTS)
 
 
 def test_dataset_without_pairs_or_captions_names_the_key(train_osm, tmp_path: Path):

@@ -72,6 +72,7 @@ def _noun_like(word: str) -> bool:
     return "NOUN" in tags if tags else len(word) > 1
 
 
+@lru_cache(maxsize=65536)
 def caption_object_name(text: str) -> str:
     """The object a short caption is about, without a vocabulary: the head noun of its first
     noun phrase (after a framing "... of"), with the noun modifiers just before it, singular.
