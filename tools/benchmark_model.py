@@ -519,18 +519,21 @@ def clip_models_built(fn: Callable[[], nn.Module]) -> tuple[nn.Module, int]:
         open_clip.create_model = original
 
 
-LAYOUTS: dict[str, bool | None] = {"default": None, "channels_last": True, "contiguous": False}
+# --layout -> (ovvision's MODEL.CHANNELS_LAST, None = its config default; torchvision channels-last)
+LAYOUTS: dict[str, tuple[bool | None, bool]] = {
+    "default": (None, False),  # each as shipped (torchvision's models come contiguous)
+    "channels_last": (True, True),
+    "contiguous": (False, False),
+}
 
 
-def _in_layout(build: Callable[..., nn.Module], channels_last: bool | None) -> Callable:
-    """``build`` whose torchvision model is put in the layout (None: left as built)."""
+def _in_layout(build: Callable[..., nn.Module], channels_last: bool) -> Callable:
+    """``build`` whose torchvision model is put in one layout (also the ovvision backbone that
+    ``_torchvision_on_ovvision_backbone`` borrows)."""
 
     def built(*args: Any) -> nn.Module:
-        model = build(*args)
-        if channels_last is None:
-            return model
         layout = torch.channels_last if channels_last else torch.contiguous_format
-        return model.to(memory_format=layout)
+        return build(*args).to(memory_format=layout)
 
     return built
 
@@ -554,10 +557,10 @@ def run_cases(args: argparse.Namespace, size: Size, tmp: Path) -> dict[str, dict
 
     d = args.device
     no_fusion = ["MODEL.CLIP_BOX_EMBEDDER.SOURCE", "", "MODEL.CLIP_SCORE_FUSION.ENABLED", "False"]
-    layout = LAYOUTS[args.layout]
-    in_layout = [] if layout is None else ["MODEL.CHANNELS_LAST", str(layout)]
-    torchvision_r50 = _in_layout(_torchvision_r50, layout)
-    torchvision_on_ovvision_backbone = _in_layout(_torchvision_on_ovvision_backbone, layout)
+    ours, theirs = LAYOUTS[args.layout]
+    in_layout = [] if ours is None else ["MODEL.CHANNELS_LAST", str(ours)]
+    torchvision_r50 = _in_layout(_torchvision_r50, theirs)
+    torchvision_on_ovvision_backbone = _in_layout(_torchvision_on_ovvision_backbone, theirs)
     cfg = ovvision_config(R50_CONFIG, d, tmp, LVIS_CLASSES, size, *no_fusion, *in_layout)
     r50_items = synthetic_items(size.image_hw, 1, size.gt_per_image, LVIS_CLASSES, 1)
     if want("inference_800x1333") or want("train_step_800x1333"):

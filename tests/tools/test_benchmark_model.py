@@ -79,19 +79,23 @@ def test_cuda_without_a_gpu_is_refused_naming_the_argument(tmp_path):
     assert "--device cuda" in proc.stderr and not out.exists()
 
 
-@pytest.mark.parametrize("layout, channels_last", [("channels_last", True), ("contiguous", False)])
+@pytest.mark.parametrize(
+    "layout, channels_last",
+    [("default", False), ("channels_last", True), ("contiguous", False)],
+)
 def test_layout_puts_the_torchvision_model_in_it(layout, channels_last):
+    """torchvision's model in the layout asked for ("default": contiguous, as torchvision ships
+    it), whatever the layout it was built in (the OV-Shapes pair borrows ovvision's backbone)."""
     import torch
 
     from tests._tools import load_tool
 
     bench = load_tool("benchmark_model")
-    start = torch.channels_last if not channels_last else torch.contiguous_format
-    build = bench._in_layout(
-        lambda: torch.nn.Conv2d(3, 8, 3).to(memory_format=start), bench.LAYOUTS[layout]
-    )
-    weight = build().weight
-    assert weight.is_contiguous(memory_format=torch.channels_last) == channels_last
-    assert weight.is_contiguous() != channels_last
-    kept = bench._in_layout(lambda: torch.nn.Conv2d(3, 8, 3).to(memory_format=start), None)
-    assert kept().weight.is_contiguous() == channels_last  # "default": left as built
+    for start in (torch.channels_last, torch.contiguous_format):
+        build = bench._in_layout(
+            lambda start=start: torch.nn.Conv2d(3, 8, 3).to(memory_format=start),
+            bench.LAYOUTS[layout][1],
+        )
+        weight = build().weight
+        assert weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+        assert weight.is_contiguous() != channels_last
