@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ovvision.data.transforms import apply_test_transforms, build_augmentation
 from ovvision.modeling.postprocessing import detector_postprocess
 from ovvision.structures import Boxes, Instances
 
@@ -57,8 +58,6 @@ class OnnxDetector:
         if mask_threshold is None:
             mask_threshold = float(self.metadata.get("ovvision.mask_threshold", 0.5))
         self.mask_threshold = mask_threshold
-        from ovvision.data.transforms import build_augmentation
-
         test_input = SimpleNamespace(
             MIN_SIZE_TEST=int(self.metadata.get("ovvision.min_size_test", 0)),
             MAX_SIZE_TEST=int(self.metadata.get("ovvision.max_size_test", 0)),
@@ -86,8 +85,6 @@ class OnnxDetector:
         """The graph input for an ``ndarray[H, W, 3]`` uint8 RGB image: resized as the exported
         config's test transform does (``INPUT.MIN_SIZE_TEST``/``MAX_SIZE_TEST`` kept in the
         graph's metadata), with the original ``height``/``width``."""
-        from ovvision.data.transforms import apply_test_transforms
-
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(
                 f"expected an RGB uint8 array [H, W, 3], got {image.dtype} {image.shape}"

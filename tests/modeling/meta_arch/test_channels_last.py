@@ -29,7 +29,7 @@ def test_convolution_weights_are_laid_out_channels_last(models):
         if c.weight.shape[-1] > 1 or c.weight.shape[-2] > 1
     )
     assert all(m.weight.is_contiguous() for m in plain.modules() if isinstance(m, torch.nn.Conv2d))
-    state = {k: v for k, v in plain.state_dict().items()}
+    state = plain.state_dict()
     for key, value in fast.state_dict().items():  # same values: a checkpoint fits either layout
         assert torch.equal(value, state[key]), key
 
